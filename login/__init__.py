@@ -1,0 +1,15 @@
+"""POST /api/login: check an email and password and return a token (200)."""
+
+import azure.functions as func
+
+from shared import http
+from shared.accounts import account_service
+
+
+@http.handles_problems
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    service = account_service()
+    body = http.read_json_object(req)
+    email = http.string_field(body, "email", "emailOrUsername")
+    session = service.log_in(email, http.string_field(body, "password"))
+    return http.session_response(session)

@@ -1,0 +1,14 @@
+"""POST /api/register: create an account and return its first token (201)."""
+
+import azure.functions as func
+
+from shared import http
+from shared.accounts import account_service
+
+
+@http.handles_problems
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    service = account_service()
+    body = http.read_json_object(req)
+    session = service.register(http.string_field(body, "email"), http.string_field(body, "password"))
+    return http.session_response(session, status_code=201)

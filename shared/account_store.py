@@ -1,0 +1,210 @@
+"""Accounts in Azure Table Storage: the schema and every read and write of it.
+
+An account is two entities in one partition, written and deleted together in
+one entity-group transaction:
+
+============  =========================  ==========================================
+entity        RowKey                     properties
+============  =========================  ==========================================
+login row     ``email:<encoded email>``  ``UserId``, ``Email``, ``PasswordHash``
+account row   ``user:<user id>``         ``Email``, ``CreatedAt``
+============  =========================  ==========================================
+
+The PartitionKey is ``acct-`` + the first two hex digits of SHA-256 of the
+normalized email (256 partitions). New user ids are ``custom:`` + those two
+digits + 22 random URL-safe characters, so both rows are found by a point read:
+login by email, everything else by user id. Inserting the login row fails when
+the email exists, which makes uniqueness atomic without check-then-insert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from shared.errors import EmailTaken, InvalidRequest
+from shared.settings import StorageSettings
+from shared.storage import storage_errors, table_client
+
+__all__ = [
+    "Account",
+    "AccountStore",
+    "Credentials",
+    "email_row_key",
+    "encode_key",
+    "new_user_id",
+    "partition_for_email",
+    "partition_for_user_id",
+]
+
+USER_ID_PREFIX = "custom:"
+_PARTITION_PREFIX = "acct-"
+_SHARD_DIGITS = 2
+_USER_ID_LENGTH = len(USER_ID_PREFIX) + _SHARD_DIGITS + 22
+_MAX_KEY_LENGTH = 512
+# Characters Table Storage forbids in keys, plus "%" so that encoding is reversible.
+_KEY_UNSAFE = frozenset("%/\\#?") | {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What login needs: the login row of an account."""
+
+    user_id: str
+    email: str
+    password_hash: str
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The account row: what an account is, found by user id."""
+
+    user_id: str
+    email: str
+    created_at: datetime
+
+
+def encode_key(value: str) -> str:
+    """Percent-encode the characters Table Storage forbids in PartitionKey and RowKey."""
+    return "".join(f"%{ord(char):02X}" if char in _KEY_UNSAFE else char for char in value)
+
+
+def partition_for_email(email: str) -> str:
+    """Return the partition holding the account of a normalized email."""
+    return _PARTITION_PREFIX + hashlib.sha256(email.encode("utf-8")).hexdigest()[:_SHARD_DIGITS]
+
+
+def partition_for_user_id(user_id: str) -> str | None:
+    """Return the partition of a user id, or ``None`` when it is not one of ours."""
+    shard = user_id[len(USER_ID_PREFIX) : len(USER_ID_PREFIX) + _SHARD_DIGITS]
+    if not user_id.startswith(USER_ID_PREFIX) or len(user_id) != _USER_ID_LENGTH:
+        return None
+    if any(char not in "0123456789abcdef" for char in shard):
+        return None
+    return _PARTITION_PREFIX + shard
+
+
+def new_user_id(email: str) -> str:
+    """Return a fresh, random, URL-safe user id whose partition matches ``email``'s."""
+    return USER_ID_PREFIX + partition_for_email(email)[len(_PARTITION_PREFIX) :] + secrets.token_urlsafe(16)
+
+
+def email_row_key(email: str) -> str:
+    """Return the RowKey of the login row of a normalized email.
+
+    :raises InvalidRequest: the encoded email is longer than a key may be.
+    """
+    row_key = "email:" + encode_key(email)
+    if len(row_key) > _MAX_KEY_LENGTH:
+        raise InvalidRequest("The email address is too long.")
+    return row_key
+
+
+def _user_row_key(user_id: str) -> str:
+    return "user:" + user_id
+
+
+class AccountStore:
+    """Reads and writes accounts; every method is one storage round trip."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self._settings = settings
+
+    def create(self, email: str, password_hash: str, *, now: datetime | None = None) -> Account:
+        """Store a new account for a normalized ``email``, atomically.
+
+        :raises EmailTaken: an account with this email exists.
+        :raises InvalidRequest: the email cannot be stored as a key.
+        :raises StorageUnavailable: storage could not be reached.
+        """
+        partition = partition_for_email(email)
+        row_key = email_row_key(email)
+        account = Account(
+            user_id=new_user_id(email),
+            email=email,
+            created_at=(now or datetime.now(UTC)).replace(microsecond=0),
+        )
+        login_row = {
+            "PartitionKey": partition,
+            "RowKey": row_key,
+            "UserId": account.user_id,
+            "Email": email,
+            "PasswordHash": password_hash,
+        }
+        account_row = {
+            "PartitionKey": partition,
+            "RowKey": _user_row_key(account.user_id),
+            "Email": email,
+            "CreatedAt": account.created_at,
+        }
+        with storage_errors("create account"):
+            try:
+                self._table().submit_transaction([("create", login_row), ("create", account_row)])
+            except TableTransactionError as error:
+                if error.status_code == 409:
+                    raise EmailTaken() from None
+                raise
+        return account
+
+    def credentials(self, email: str) -> Credentials | None:
+        """Return the login row of a normalized ``email``, or ``None`` if there is no account."""
+        entity = self._get(partition_for_email(email), email_row_key(email), "read credentials")
+        if entity is None:
+            return None
+        return Credentials(
+            user_id=entity["UserId"],
+            email=entity["Email"],
+            password_hash=entity["PasswordHash"],
+            etag=entity.metadata["etag"],
+        )
+
+    def account(self, user_id: str) -> Account | None:
+        """Return the account of ``user_id``, or ``None`` if there is none."""
+        partition = partition_for_user_id(user_id)
+        if partition is None:
+            return None
+        entity = self._get(partition, _user_row_key(user_id), "read account")
+        if entity is None:
+            return None
+        created_at: datetime = entity["CreatedAt"]
+        return Account(user_id=user_id, email=entity["Email"], created_at=created_at)
+
+    def replace_password_hash(self, credentials: Credentials, password_hash: str) -> bool:
+        """Store a new hash if the login row is unchanged since ``credentials`` was read.
+
+        :returns: ``False`` when another request changed the row first (nothing written).
+        """
+        entity = {
+            "PartitionKey": partition_for_email(credentials.email),
+            "RowKey": email_row_key(credentials.email),
+            "PasswordHash": password_hash,
+        }
+        with storage_errors("replace password hash"):
+            try:
+                self._table().update_entity(
+                    entity,
+                    mode=UpdateMode.MERGE,
+                    etag=credentials.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return False
+        return True
+
+    def _get(self, partition: str, row_key: str, operation: str) -> Any:
+        with storage_errors(operation):
+            try:
+                return self._table().get_entity(partition, row_key)
+            except ResourceNotFoundError:
+                return None
+
+    def _table(self) -> TableClient:
+        return table_client(self._settings)

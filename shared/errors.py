@@ -1,0 +1,141 @@
+"""The one exception tree of the service.
+
+Every error a caller can see is a leaf of :class:`ServiceError`. Each leaf fixes
+its HTTP status and its stable problem ``code``; :mod:`shared.http` turns any of
+them into an RFC 9457 problem response in one place. Code deep in ``shared``
+raises these and never builds HTTP responses itself.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ConflictError",
+    "EmailTaken",
+    "InvalidCredentials",
+    "InvalidRequest",
+    "InvalidToken",
+    "PayloadTooLarge",
+    "ServerMisconfigured",
+    "ServiceError",
+    "SettingError",
+    "StorageUnavailable",
+    "WeakPassword",
+]
+
+
+class ServiceError(Exception):
+    """Base of every error that maps to a problem response.
+
+    ``detail`` is shown to the client, so it must never contain secrets,
+    internal messages or anything a stack trace would.
+    """
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.title
+        super().__init__(self.detail)
+
+    def response_headers(self) -> dict[str, str]:
+        """Extra HTTP headers the response for this error carries."""
+        return {}
+
+
+class InvalidRequest(ServiceError):
+    """The request body is not JSON, lacks a field, has a wrong type or a bad value."""
+
+    status = 400
+    code = "invalid_request"
+    title = "The request is invalid"
+
+
+class WeakPassword(InvalidRequest):
+    """The password breaks the password policy; ``detail`` says which rule."""
+
+    code = "weak_password"
+    title = "The password does not meet the password policy"
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body is larger than the service accepts."""
+
+    status = 413
+    code = "payload_too_large"
+    title = "The request body is too large"
+
+
+class InvalidCredentials(ServiceError):
+    """Unknown email or wrong password; deliberately indistinguishable."""
+
+    status = 401
+    code = "invalid_credentials"
+    title = "The email or password is incorrect"
+
+
+class InvalidToken(ServiceError):
+    """A presented token is malformed, forged, expired or otherwise unacceptable.
+
+    ``reason`` is for logs only; the client always sees the same detail.
+    """
+
+    status = 401
+    code = "invalid_token"
+    title = "The authentication token is missing or invalid"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class ConflictError(ServiceError):
+    """Another request changed the same record first (an ETag did not match)."""
+
+    status = 409
+    code = "conflict"
+    title = "The account was changed by another request; retry"
+
+
+class EmailTaken(ConflictError):
+    """An account with this (normalized) email already exists."""
+
+    code = "email_taken"
+    title = "An account with this email already exists"
+
+
+class StorageUnavailable(ServiceError):
+    """Table Storage could not be reached or answered with a server error."""
+
+    status = 503
+    code = "storage_unavailable"
+    title = "Account storage is temporarily unavailable"
+    retry_after_seconds: ClassVar[int] = 5
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class ServerMisconfigured(ServiceError):
+    """The service cannot run safely with its current app settings."""
+
+    status = 500
+    code = "server_misconfigured"
+    title = "The service is not configured correctly"
+
+
+class SettingError(ServerMisconfigured):
+    """One app setting is missing or invalid; ``setting`` names it (for logs)."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__()
+        self.setting = setting
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"app setting {self.setting} {self.problem}"

@@ -1,0 +1,154 @@
+"""HTTP for the function adapters: request bodies in, JSON and problem responses out.
+
+This is the one place where :class:`~shared.errors.ServiceError` becomes HTTP:
+an RFC 9457 ``application/problem+json`` body with the error's stable ``code``.
+Nothing else reaches the client: unexpected exceptions become a bare 500
+``internal_error`` and their details go to the log only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.accounts import Session
+from shared.errors import InvalidRequest, PayloadTooLarge, ServiceError, SettingError, StorageUnavailable
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "PROBLEM_TYPE_PREFIX",
+    "handles_problems",
+    "json_response",
+    "problem_response",
+    "read_json_object",
+    "session_response",
+    "string_field",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024
+PROBLEM_TYPE_PREFIX = "urn:mobile-auth:problem:"
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def handles_problems(handler: Handler) -> Handler:
+    """Wrap a function's ``main`` so every error leaves as a problem response."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except ServiceError as error:
+            _log_problem(error)
+            return problem_response(error)
+        except Exception:
+            logger.exception("Unexpected error")
+            return problem_response(ServiceError())
+
+    return wrapper
+
+
+def problem_response(error: ServiceError) -> func.HttpResponse:
+    """Return the RFC 9457 problem response for ``error``."""
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + error.code,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        "code": error.code,
+    }
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=error.status,
+        headers={**_NO_STORE, **error.response_headers()},
+        mimetype="application/problem+json",
+        charset="utf-8",
+    )
+
+
+def json_response(body: dict[str, Any], *, status_code: int = 200) -> func.HttpResponse:
+    """Return a JSON response that no cache may keep."""
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=status_code,
+        headers=dict(_NO_STORE),
+        mimetype="application/json",
+        charset="utf-8",
+    )
+
+
+def session_response(session: Session, *, status_code: int = 200) -> func.HttpResponse:
+    """Return the login/register success body.
+
+    ``authenticationToken`` and ``user`` are what the Mobile Apps client SDKs
+    read; flat ``userId`` and ``token`` are what clients of the original custom
+    API read.
+    """
+    token = session.token
+    return json_response(
+        {
+            "authenticationToken": token.token,
+            "user": {"userId": token.user_id, "email": session.email},
+            "userId": token.user_id,
+            "token": token.token,
+            "expiresAt": token.expires_at.isoformat().replace("+00:00", "Z"),
+        },
+        status_code=status_code,
+    )
+
+
+def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
+    """Return the request body as a JSON object.
+
+    :raises PayloadTooLarge: the body is over :data:`MAX_BODY_BYTES`.
+    :raises InvalidRequest: the body is not UTF-8 JSON, or not an object.
+    """
+    body = req.get_body()
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body must be at most {MAX_BODY_BYTES} bytes.")
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidRequest("The request body must be a JSON object.") from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return parsed
+
+
+def string_field(body: dict[str, Any], name: str, *aliases: str) -> str:
+    """Return the string field ``name`` (or the first present alias) of ``body``.
+
+    :raises InvalidRequest: the field is missing, not a string, or not valid Unicode.
+    """
+    for key in (name, *aliases):
+        if key in body:
+            value = body[key]
+            break
+    else:
+        raise InvalidRequest(f"The field {name!r} is required.")
+    if not isinstance(value, str):
+        raise InvalidRequest(f"The field {name!r} must be a string.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"The field {name!r} is not valid Unicode.") from None
+    return value
+
+
+def _log_problem(error: ServiceError) -> None:
+    if isinstance(error, SettingError):
+        logger.error("server_misconfigured: %s", error)
+    elif isinstance(error, StorageUnavailable):
+        logger.warning("storage_unavailable")
+    elif error.status >= 500:
+        logger.error("%s", error.code)
+    else:
+        logger.info("request_refused code=%s status=%s", error.code, error.status)

@@ -1,0 +1,175 @@
+"""Password policy and Argon2id hashing (through argon2-cffi).
+
+Passwords are NFKC-normalized before they are measured or hashed (NIST SP
+800-63B), so the same password typed on different keyboards hashes the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from enum import Enum
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from shared.errors import WeakPassword
+
+__all__ = [
+    "OWASP_MINIMUMS",
+    "Argon2Parameters",
+    "PasswordHasher",
+    "PasswordPolicy",
+    "Verification",
+    "check_password_policy",
+    "is_common_password",
+    "normalize_password",
+    "password_length",
+]
+
+#: The Argon2id (memory KiB, time cost) pairs of the OWASP Password Storage
+#: Cheat Sheet, all with parallelism 1; parameters must reach one of them.
+OWASP_MINIMUMS: tuple[tuple[int, int], ...] = (
+    (47_104, 1),
+    (19_456, 2),
+    (12_288, 3),
+    (9_216, 4),
+    (7_168, 5),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Argon2Parameters:
+    """Argon2id cost parameters (app settings ``AUTH_ARGON2_*``)."""
+
+    memory_kib: int = 19_456
+    time_cost: int = 2
+    parallelism: int = 1
+
+    def meets_owasp_minimum(self) -> bool:
+        """Whether these parameters are at least as strong as an OWASP recommendation."""
+        return self.parallelism >= 1 and any(
+            self.memory_kib >= memory and self.time_cost >= time for memory, time in OWASP_MINIMUMS
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """Length bounds of accepted passwords, in Unicode code points after NFKC."""
+
+    min_length: int = 8
+    max_length: int = 256
+
+
+class Verification(Enum):
+    """Outcome of checking a password against a stored hash."""
+
+    WRONG = "wrong"
+    OK = "ok"
+    OK_NEEDS_REHASH = "ok_needs_rehash"
+
+    @property
+    def ok(self) -> bool:
+        """Whether the password was right."""
+        return self is not Verification.WRONG
+
+
+def normalize_password(password: str) -> str:
+    """Return the NFKC form of ``password``, the form that is measured and hashed."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def password_length(password: str) -> int:
+    """Return the length the policy measures: code points of the NFKC form."""
+    return len(normalize_password(password))
+
+
+def check_password_policy(policy: PasswordPolicy, password: str) -> None:
+    """Refuse a password that is too short, too long or commonly used.
+
+    There are deliberately no composition rules (NIST SP 800-63B).
+
+    :raises WeakPassword: with the rule that was broken as its detail.
+    """
+    length = password_length(password)
+    if length < policy.min_length:
+        raise WeakPassword(f"The password must have at least {policy.min_length} characters.")
+    if length > policy.max_length:
+        raise WeakPassword(f"The password must have at most {policy.max_length} characters.")
+    if is_common_password(password):
+        raise WeakPassword("The password is on a list of commonly used passwords.")
+
+
+def is_common_password(password: str) -> bool:
+    """Whether ``password`` (case-insensitively) is on the 30,000-entry list zxcvbn ships."""
+    return normalize_password(password).casefold() in _common_passwords()
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    # Imported on first use: the list is large and stays out of cold-start import time.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # noqa: PLC0415
+
+    return frozenset(entry.casefold() for entry in FREQUENCY_LISTS["passwords"])
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords as Argon2id PHC strings with fixed parameters."""
+
+    def __init__(self, parameters: Argon2Parameters) -> None:
+        self.parameters = parameters
+        self._hasher = argon2.PasswordHasher(
+            time_cost=parameters.time_cost,
+            memory_cost=parameters.memory_kib,
+            parallelism=parameters.parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=argon2.Type.ID,
+        )
+        self._dummy_hash = _unmatchable_hash(parameters)
+
+    def hash(self, password: str) -> str:
+        """Return the Argon2id PHC string of ``password`` with a fresh random salt."""
+        return self._hasher.hash(normalize_password(password))
+
+    def verify(self, stored_hash: str, password: str) -> Verification:
+        """Check ``password`` against ``stored_hash`` in constant time.
+
+        A hash that is not a valid Argon2 PHC string counts as a wrong password.
+        ``OK_NEEDS_REHASH`` means the password is right but the hash was made
+        with other parameters than the current ones.
+        """
+        try:
+            self._hasher.verify(stored_hash, normalize_password(password))
+        except (VerificationError, InvalidHashError):
+            return Verification.WRONG
+        if self._hasher.check_needs_rehash(stored_hash):
+            return Verification.OK_NEEDS_REHASH
+        return Verification.OK
+
+    def verify_nothing(self, password: str) -> None:
+        """Spend the time of one verification against a hash that matches nothing.
+
+        Called when an account does not exist, so that "unknown email" costs as
+        much as "wrong password" and the two cannot be told apart by timing.
+        """
+        self.verify(self._dummy_hash, password)
+
+
+def _unmatchable_hash(parameters: Argon2Parameters) -> str:
+    """A well-formed Argon2id PHC string with the given costs and random salt and digest.
+
+    Verifying against it costs exactly one real verification, yet no password
+    matches it; building it costs nothing.
+    """
+
+    def encode(size: int) -> str:
+        return base64.b64encode(secrets.token_bytes(size)).decode("ascii").rstrip("=")
+
+    return (
+        f"$argon2id$v=19$m={parameters.memory_kib},t={parameters.time_cost},p={parameters.parallelism}"
+        f"${encode(16)}${encode(32)}"
+    )

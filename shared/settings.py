@@ -1,0 +1,209 @@
+"""App settings: read from the environment once, validated, and kept frozen.
+
+Azure Functions exposes app settings (and ``local.settings.json`` ``Values``
+under ``func start``) as environment variables. :func:`get_settings` parses them
+on first use and caches the result for the life of the process; a bad setting
+raises :class:`~shared.errors.SettingError` naming the setting, every time, so
+the service fails closed instead of issuing tokens with a weak or empty key.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from shared.errors import SettingError
+from shared.passwords import Argon2Parameters, PasswordPolicy
+from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, appservice_signing_key, zumo_signing_key
+
+__all__ = ["Settings", "StorageSettings", "get_settings", "load_settings", "reset_settings"]
+
+logger = logging.getLogger(__name__)
+
+MIN_KEY_BYTES = 32
+KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+_MAX_PASSWORD_LENGTH_LIMIT = 4096
+_MAX_LIFETIME = timedelta(days=365)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Where accounts are stored."""
+
+    connection_string: str = field(repr=False)
+    table_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the service, validated."""
+
+    tokens: TokenSettings
+    storage: StorageSettings
+    password_policy: PasswordPolicy
+    argon2: Argon2Parameters
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse and validate settings from ``environ``.
+
+    :raises SettingError: the first setting that is missing or invalid.
+    """
+    reader = _Reader(environ)
+    token_format = reader.choice("AUTH_TOKEN_FORMAT", TokenFormat, default=TokenFormat.APPSERVICE)
+    return Settings(
+        tokens=_token_settings(reader, token_format),
+        storage=StorageSettings(
+            connection_string=reader.required("ACCOUNTS_STORAGE_CONNECTION", fallback="AzureWebJobsStorage"),
+            table_name=reader.matching("ACCOUNTS_TABLE", _TABLE_NAME, default="Accounts"),
+        ),
+        password_policy=_password_policy(reader),
+        argon2=_argon2_parameters(reader),
+    )
+
+
+def _token_settings(reader: _Reader, token_format: TokenFormat) -> TokenSettings:
+    signing_key_setting = reader.name_in_use("AUTH_SIGNING_KEY", fallback="WEBSITE_AUTH_SIGNING_KEY")
+    keys = tuple(
+        _signing_key(token_format, setting, raw)
+        for setting, raw in [
+            (signing_key_setting, reader.required("AUTH_SIGNING_KEY", fallback="WEBSITE_AUTH_SIGNING_KEY")),
+            *(("AUTH_PREVIOUS_SIGNING_KEYS", raw) for raw in reader.listed("AUTH_PREVIOUS_SIGNING_KEYS")),
+        ]
+    )
+    if token_format is TokenFormat.ZUMO:
+        default_issuer, default_audience = ZUMO_ISSUER, "Custom"
+    else:
+        hostname = reader.optional("WEBSITE_HOSTNAME")
+        default_issuer = default_audience = f"https://{hostname}/" if hostname else ZUMO_ISSUER
+    lifetime = timedelta(seconds=reader.integer("AUTH_TOKEN_LIFETIME_SECONDS", default=2_592_000, minimum=60))
+    if lifetime > _MAX_LIFETIME:
+        raise SettingError("AUTH_TOKEN_LIFETIME_SECONDS", f"must be at most {_MAX_LIFETIME.days} days")
+    return TokenSettings(
+        format=token_format,
+        keys=keys,
+        issuer=reader.optional("AUTH_TOKEN_ISSUER") or default_issuer,
+        audience=reader.optional("AUTH_TOKEN_AUDIENCE") or default_audience,
+        lifetime=lifetime,
+    )
+
+
+def _signing_key(token_format: TokenFormat, setting: str, raw: str) -> bytes:
+    if token_format is TokenFormat.ZUMO:
+        if len(raw.encode("utf-8")) < MIN_KEY_BYTES:
+            raise SettingError(setting, f"is shorter than {MIN_KEY_BYTES} bytes")
+        return zumo_signing_key(raw)
+    try:
+        key = appservice_signing_key(raw)
+    except ValueError:
+        raise SettingError(
+            setting, "is not a hex string (required by AUTH_TOKEN_FORMAT=appservice)"
+        ) from None
+    if len(key) < MIN_KEY_BYTES:
+        raise SettingError(setting, f"is shorter than {MIN_KEY_BYTES} bytes ({2 * MIN_KEY_BYTES} hex digits)")
+    return key
+
+
+def _password_policy(reader: _Reader) -> PasswordPolicy:
+    minimum = reader.integer("AUTH_PASSWORD_MIN_LENGTH", default=8, minimum=8)
+    maximum = reader.integer("AUTH_PASSWORD_MAX_LENGTH", default=256, minimum=minimum)
+    if maximum > _MAX_PASSWORD_LENGTH_LIMIT:
+        raise SettingError("AUTH_PASSWORD_MAX_LENGTH", f"must be at most {_MAX_PASSWORD_LENGTH_LIMIT}")
+    return PasswordPolicy(min_length=minimum, max_length=maximum)
+
+
+def _argon2_parameters(reader: _Reader) -> Argon2Parameters:
+    parameters = Argon2Parameters(
+        memory_kib=reader.integer("AUTH_ARGON2_MEMORY_KIB", default=19_456, minimum=7_168),
+        time_cost=reader.integer("AUTH_ARGON2_TIME_COST", default=2, minimum=1),
+        parallelism=reader.integer("AUTH_ARGON2_PARALLELISM", default=1, minimum=1),
+    )
+    if not parameters.meets_owasp_minimum():
+        raise SettingError("AUTH_ARGON2_MEMORY_KIB", "and AUTH_ARGON2_TIME_COST are below the OWASP minimum")
+    return parameters
+
+
+class _Reader:
+    """Reads raw values, treating empty as unset and refusing unresolved Key Vault references."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        if value.startswith(KEY_VAULT_REFERENCE_PREFIX):
+            raise SettingError(
+                name, "is an unresolved Key Vault reference (check the app's identity and access)"
+            )
+        return value or None
+
+    def name_in_use(self, name: str, *, fallback: str) -> str:
+        return name if self.optional(name) is not None else fallback
+
+    def required(self, name: str, *, fallback: str) -> str:
+        value = self.optional(name) or self.optional(fallback)
+        if value is None:
+            raise SettingError(name, f"is not set (nor is {fallback})")
+        return value
+
+    def listed(self, name: str) -> list[str]:
+        value = self.optional(name)
+        return [item.strip() for item in value.split(",") if item.strip()] if value else []
+
+    def choice(self, name: str, kind: Callable[[str], TokenFormat], *, default: TokenFormat) -> TokenFormat:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            return kind(value.lower())
+        except ValueError:
+            raise SettingError(name, f"has an unknown value {value!r}") from None
+
+    def integer(self, name: str, *, default: int, minimum: int) -> int:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingError(name, "is not a whole number") from None
+        if number < minimum:
+            raise SettingError(name, f"must be at least {minimum}")
+        return number
+
+    def matching(self, name: str, pattern: re.Pattern[str], *, default: str) -> str:
+        value = self.optional(name) or default
+        if not pattern.fullmatch(value):
+            raise SettingError(name, f"is not a valid value ({value!r})")
+        return value
+
+
+def get_settings() -> Settings:
+    """Return the process's settings, parsing ``os.environ`` on first use.
+
+    :raises SettingError: on every call while a setting is bad (logged once).
+    """
+    loaded = _load_from_environment()
+    if isinstance(loaded, SettingError):
+        raise SettingError(loaded.setting, loaded.problem)
+    return loaded
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call re-reads the environment (tests, reloads)."""
+    _load_from_environment.cache_clear()
+
+
+@functools.cache
+def _load_from_environment() -> Settings | SettingError:
+    try:
+        return load_settings(os.environ)
+    except SettingError as error:
+        logger.error("Refusing to serve: %s", error)
+        return error

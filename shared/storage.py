@@ -1,0 +1,87 @@
+"""The Table Storage client: created once per process, with bounded waiting.
+
+Microsoft's guidance for Functions is to create SDK clients once and reuse them
+across invocations; :func:`table_client` does that, and creates the table if it
+is missing once per process (not per request).
+
+Every storage call is bounded: a 3 s connect timeout, a 5 s read timeout, at
+most two retries with short back-off, and an overall budget of
+:data:`STORAGE_CALL_BUDGET_SECONDS` per call, after which the request gets 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceExistsError
+from azure.data.tables import TableClient
+
+from shared.errors import StorageUnavailable
+from shared.settings import StorageSettings
+
+__all__ = ["CLIENT_OPTIONS", "STORAGE_CALL_BUDGET_SECONDS", "storage_errors", "table_client"]
+
+logger = logging.getLogger(__name__)
+
+STORAGE_CALL_BUDGET_SECONDS = 10
+CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 3,
+    "read_timeout": 5,
+    "retry_total": 2,
+    "retry_connect": 2,
+    "retry_read": 1,
+    "retry_status": 2,
+    "retry_backoff_factor": 0.2,
+    "retry_backoff_max": 1,
+    "timeout": STORAGE_CALL_BUDGET_SECONDS,
+}
+
+_lock = threading.Lock()
+_clients: dict[StorageSettings, TableClient] = {}
+
+
+def table_client(settings: StorageSettings) -> TableClient:
+    """Return this process's client for the accounts table, creating the table if missing.
+
+    :raises StorageUnavailable: the table could not be reached or created; the
+        next call tries again.
+    """
+    client = _clients.get(settings)
+    if client is not None:
+        return client
+    with _lock:
+        client = _clients.get(settings)
+        if client is None:
+            client = TableClient.from_connection_string(
+                settings.connection_string, settings.table_name, **CLIENT_OPTIONS
+            )
+            with storage_errors("create table"), contextlib.suppress(ResourceExistsError):
+                client.create_table()
+            _clients[settings] = client
+    return client
+
+
+@contextlib.contextmanager
+def storage_errors(operation: str) -> Iterator[None]:
+    """Turn any storage failure left unhandled by the caller into :class:`StorageUnavailable`."""
+    try:
+        yield
+    except ClientAuthenticationError as error:
+        logger.error("Storage refused our credentials during %s: %s", operation, type(error).__name__)
+        raise StorageUnavailable() from None
+    except AzureError as error:
+        status = getattr(error, "status_code", None)
+        logger.warning("Storage failed during %s: %s (status %s)", operation, type(error).__name__, status)
+        raise StorageUnavailable() from None
+
+
+def reset_clients() -> None:
+    """Close and forget every cached client (tests, or after a settings change)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

@@ -1,0 +1,238 @@
+"""Issuing and verifying the service's authentication tokens (a thin layer over PyJWT).
+
+Two wire formats are supported, both HS256 JWTs:
+
+``appservice``
+    What Azure App Service authentication and the Azure Mobile Apps server SDKs
+    accept: the key is the bytes of a hex string (like ``WEBSITE_AUTH_SIGNING_KEY``),
+    claims ``sub``, ``iss``, ``aud``, ``iat``, ``nbf``, ``exp`` and ``ver: "3"``.
+
+``zumo``
+    Azure Mobile Services JWT version 2: header ``{"alg":"HS256","typ":"JWT","kid":"0"}``,
+    key ``SHA-256(master key + "JWTSig")``, claims ``exp`` (seconds), ``iss``,
+    ``ver: 2``, ``aud``, ``uid``.
+
+Everything a caller could get wrong is fixed here: the algorithm is pinned to
+HS256 (never ``none``, never taken from the token), the key never comes from the
+token, and ``exp``, ``iss`` and ``aud`` are always required and checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from shared.errors import InvalidToken
+
+__all__ = [
+    "ALGORITHM",
+    "MAX_TOKEN_LENGTH",
+    "ZUMO_ISSUER",
+    "IssuedToken",
+    "TokenFormat",
+    "TokenSettings",
+    "VerifiedToken",
+    "appservice_signing_key",
+    "issue_token",
+    "key_id",
+    "verify_token",
+    "zumo_signing_key",
+]
+
+ALGORITHM = "HS256"
+ZUMO_ISSUER = "urn:microsoft:windows-azure:zumo"
+ZUMO_KEY_ID = "0"
+#: Tokens longer than this are rejected before any parsing.
+MAX_TOKEN_LENGTH = 4096
+
+
+class TokenFormat(StrEnum):
+    """The wire format of issued tokens (app setting ``AUTH_TOKEN_FORMAT``)."""
+
+    APPSERVICE = "appservice"
+    ZUMO = "zumo"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """Everything needed to issue and verify tokens, fixed in one object.
+
+    ``keys[0]`` signs; every key in ``keys`` verifies (the later ones are
+    previous keys kept during a rotation window).
+    """
+
+    format: TokenFormat
+    keys: tuple[bytes, ...] = field(repr=False)
+    issuer: str
+    audience: str
+    lifetime: timedelta
+    leeway: timedelta = timedelta(seconds=60)
+
+    def __post_init__(self) -> None:
+        if not self.keys or not all(self.keys):
+            raise ValueError("at least one non-empty signing key is required")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly signed token and the facts a response reports about it."""
+
+    token: str = field(repr=False)
+    user_id: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """The claims of a token that passed every check."""
+
+    user_id: str
+    expires_at: datetime
+    issued_at: datetime | None
+
+
+def appservice_signing_key(hex_key: str) -> bytes:
+    """Return the HMAC key of the App Service format: the bytes a hex string spells.
+
+    :raises ValueError: ``hex_key`` is not an even-length hex string.
+    """
+    return bytes.fromhex(hex_key)
+
+
+def zumo_signing_key(master_key: str) -> bytes:
+    """Return the HMAC key of the Mobile Services format: SHA-256(master key + "JWTSig")."""
+    return hashlib.sha256((master_key + "JWTSig").encode("utf-8")).digest()
+
+
+def key_id(key: bytes) -> str:
+    """Return a short public identifier of ``key`` that does not reveal it."""
+    digest = hmac.new(key, b"key-id", hashlib.sha256).digest()[:9]
+    return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+def issue_token(settings: TokenSettings, user_id: str, *, now: datetime | None = None) -> IssuedToken:
+    """Sign a token for ``user_id`` in the configured format, valid for ``settings.lifetime``."""
+    issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
+    expires_at = issued_at + settings.lifetime
+    key = settings.keys[0]
+    payload: dict[str, Any]
+    if settings.format is TokenFormat.ZUMO:
+        payload = {
+            "exp": _seconds(expires_at),
+            "iss": settings.issuer,
+            "ver": 2,
+            "aud": settings.audience,
+            "uid": user_id,
+        }
+        headers = {"kid": ZUMO_KEY_ID}
+    else:
+        payload = {
+            "sub": user_id,
+            "iss": settings.issuer,
+            "aud": settings.audience,
+            "iat": _seconds(issued_at),
+            "nbf": _seconds(issued_at),
+            "exp": _seconds(expires_at),
+            "ver": "3",
+        }
+        headers = {"kid": key_id(key)}
+    token = jwt.encode(
+        payload,
+        key,
+        algorithm=ALGORITHM,
+        headers=headers,
+        json_encoder=_HeaderOrderEncoder,
+        sort_headers=False,
+    )
+    return IssuedToken(token=token, user_id=user_id, issued_at=issued_at, expires_at=expires_at)
+
+
+def verify_token(settings: TokenSettings, token: str) -> VerifiedToken:
+    """Check every property of ``token`` and return its claims.
+
+    The algorithm is HS256 only; the key is chosen from ``settings.keys`` by the
+    header ``kid`` (``appservice``) or tried in order (``zumo``, whose ``kid`` is
+    always ``"0"``). ``exp``, ``iss`` and ``aud`` must be present and right;
+    ``nbf`` and ``iat`` are checked when present; ``settings.leeway`` absorbs
+    clock skew.
+
+    :raises InvalidToken: for any problem; ``reason`` says which, for logs only.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("token too long")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise InvalidToken(f"malformed token: {type(error).__name__}") from None
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken("wrong or missing alg")
+    last_error: jwt.PyJWTError | None = None
+    for key in _candidate_keys(settings, header.get("kid")):
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=settings.audience,
+                issuer=settings.issuer,
+                leeway=settings.leeway,
+                options={"require": _required_claims(settings.format), "verify_sub": False},
+            )
+        except jwt.InvalidSignatureError as error:
+            last_error = error
+            continue
+        except jwt.PyJWTError as error:
+            raise InvalidToken(f"rejected: {type(error).__name__}") from None
+        return _verified(settings.format, claims)
+    reason = type(last_error).__name__ if last_error else "unknown key id"
+    raise InvalidToken(f"rejected: {reason}")
+
+
+class _HeaderOrderEncoder(json.JSONEncoder):
+    """Writes the JOSE header as ``{"alg","typ","kid"}``, the byte order Mobile Services used.
+
+    PyJWT starts its header with ``typ``; token bytes only match the Mobile
+    Services vectors with ``alg`` first. Claim sets (no ``alg``) pass unchanged.
+    """
+
+    def encode(self, o: Any) -> str:
+        if isinstance(o, dict) and "alg" in o:
+            o = {name: o[name] for name in ("alg", "typ", "kid") if name in o} | o
+        return super().encode(o)
+
+
+def _candidate_keys(settings: TokenSettings, kid: object) -> tuple[bytes, ...]:
+    if settings.format is TokenFormat.ZUMO:
+        return settings.keys
+    return tuple(key for key in settings.keys if kid == key_id(key))
+
+
+def _required_claims(token_format: TokenFormat) -> list[str]:
+    if token_format is TokenFormat.ZUMO:
+        return ["exp", "iss", "aud", "uid"]
+    return ["exp", "iss", "aud", "sub", "iat"]
+
+
+def _verified(token_format: TokenFormat, claims: dict[str, Any]) -> VerifiedToken:
+    user_id = claims.get("uid" if token_format is TokenFormat.ZUMO else "sub")
+    if not isinstance(user_id, str) or not user_id:
+        raise InvalidToken("user id claim is not a non-empty string")
+    issued_at = claims.get("iat")
+    return VerifiedToken(
+        user_id=user_id,
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        issued_at=datetime.fromtimestamp(issued_at, UTC) if isinstance(issued_at, int | float) else None,
+    )
+
+
+def _seconds(instant: datetime) -> int:
+    return int(instant.timestamp())

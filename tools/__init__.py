@@ -1,0 +1,1 @@
+"""Local development tooling; not deployed (see .funcignore)."""

@@ -1,0 +1,306 @@
+"""A local host for the app's HTTP functions, for machines without Core Tools.
+
+``python -m tools.devhost [--host H] [--port P]`` serves every function folder
+of the project according to its ``function.json`` (route, methods, the route
+prefix from ``host.json``), calls its ``main`` with a real
+``azure.functions.HttpRequest`` and writes back the ``HttpResponse`` it returns.
+Like ``func start``, it loads ``local.settings.json`` ``Values`` into the
+environment without overriding variables already set, listens on
+``Host.LocalHttpPort`` (default 7071) and answers CORS as ``Host.CORS`` says.
+Requests are served concurrently from a thread pool, as the Python worker does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+logger = logging.getLogger("devhost")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's own limit
+_ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """One HTTP-triggered function folder, ready to be called."""
+
+    name: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    parameter: str
+    main: Callable[..., Any]
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.pattern.fullmatch(path)
+        if found is None:
+            return None
+        return {key: value for key, value in found.groupdict().items() if value is not None}
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """What ``local.settings.json`` ``Host`` says about serving."""
+
+    port: int = 7071
+    cors_origins: tuple[str, ...] = ()
+    cors_credentials: bool = False
+
+
+def load_local_settings(root: Path, environ: dict[str, str] | None = None) -> HostConfig:
+    """Copy ``local.settings.json`` ``Values`` into ``environ`` (never overriding) and return its ``Host``."""
+    target = os.environ if environ is None else environ
+    path = root / "local.settings.json"
+    if not path.exists():
+        return HostConfig()
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for name, value in (document.get("Values") or {}).items():
+        target.setdefault(name, str(value))
+    host = document.get("Host") or {}
+    origins = tuple(origin.strip() for origin in str(host.get("CORS", "")).split(",") if origin.strip())
+    return HostConfig(
+        port=int(host.get("LocalHttpPort", 7071)),
+        cors_origins=origins,
+        cors_credentials=bool(host.get("CORSCredentials", False)),
+    )
+
+
+def route_prefix(root: Path) -> str:
+    """Return ``extensions.http.routePrefix`` of ``host.json`` (default ``api``)."""
+    path = root / "host.json"
+    host = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+    return str(prefix).strip("/")
+
+
+def route_pattern(prefix: str, template: str) -> re.Pattern[str]:
+    """Compile a Functions route template (``orders/{id:int}/{rest?}``, ``{*path}``) to a regex."""
+    parts: list[str] = []
+    for segment in template.strip("/").split("/"):
+        parameter = re.fullmatch(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\??)\}", segment)
+        if parameter is None:
+            parts.append("/" + re.escape(segment))
+            continue
+        catch_all, name, optional = parameter.groups()
+        body = f"(?P<{name}>.+)" if catch_all else f"(?P<{name}>[^/]+)"
+        parts.append(f"(?:/{body})?" if optional or catch_all else "/" + body)
+    base = "/" + prefix if prefix else ""
+    return re.compile(re.escape(base) + "".join(parts), re.IGNORECASE)
+
+
+def discover_functions(root: Path) -> list[HttpFunction]:
+    """Import every HTTP-triggered function folder under ``root``."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    prefix = route_prefix(root)
+    functions = []
+    for config_path in sorted(root.glob("*/function.json")):
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        trigger = next((b for b in config.get("bindings", []) if b.get("type") == "httpTrigger"), None)
+        if trigger is None or config.get("disabled"):
+            continue
+        folder = config_path.parent
+        main = _load_entry_point(folder, config)
+        methods = frozenset(m.upper() for m in trigger.get("methods") or _ALL_METHODS)
+        functions.append(
+            HttpFunction(
+                name=folder.name,
+                pattern=route_pattern(prefix, trigger.get("route") or folder.name),
+                methods=methods,
+                parameter=trigger.get("name", "req"),
+                main=main,
+            )
+        )
+    return functions
+
+
+def _load_entry_point(folder: Path, config: Mapping[str, Any]) -> Callable[..., Any]:
+    script = folder / config.get("scriptFile", "__init__.py")
+    spec = importlib.util.spec_from_file_location(
+        folder.name,
+        script,
+        submodule_search_locations=[str(folder)] if script.name == "__init__.py" else None,
+    )
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {script}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[folder.name] = module
+    spec.loader.exec_module(module)
+    entry: Callable[..., Any] = getattr(module, config.get("entryPoint", "main"))
+    return entry
+
+
+class FunctionsRequestHandler(BaseHTTPRequestHandler):
+    """Routes each request to a function, as the Functions host would."""
+
+    protocol_version = "HTTP/1.1"
+    server: DevHost
+
+    def do_request(self) -> None:
+        started = time.perf_counter()
+        status = self._serve()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.info("%s %s -> %s (%.1f ms)", self.command, urlsplit(self.path).path, status, elapsed_ms)
+
+    # The base class dispatches to do_<METHOD>; every method is routed the same way.
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_request  # noqa: N815
+
+    def _serve(self) -> int:
+        url = urlsplit(self.path)
+        origin = self.headers.get("Origin")
+        if self.command == "OPTIONS" and origin and self.headers.get("Access-Control-Request-Method"):
+            return self._preflight(origin)
+        try:
+            body = self._read_body()
+        except ValueError:
+            return self._send(413, {}, b"")
+        for function in self.server.functions:
+            route_params = function.match(url.path)
+            if route_params is None:
+                continue
+            if self.command not in function.methods:
+                continue
+            request = func.HttpRequest(
+                method=self.command,
+                url=f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+                headers=dict(self.headers.items()),
+                params=dict(parse_qsl(url.query, keep_blank_values=True)),
+                route_params=route_params,
+                body=body,
+            )
+            return self._invoke(function, request, origin)
+        return self._send(404, self._cors_headers(origin), b"")
+
+    def _invoke(self, function: HttpFunction, request: func.HttpRequest, origin: str | None) -> int:
+        try:
+            response = function.main(**{function.parameter: request})
+            if not isinstance(response, func.HttpResponse):
+                raise TypeError(f"{function.name} returned {type(response).__name__}, not HttpResponse")
+        except Exception:
+            logger.exception("Function %s failed", function.name)
+            return self._send(500, self._cors_headers(origin), b"")
+        headers = dict(response.headers.items())
+        headers.setdefault("Content-Type", response.mimetype or "text/plain")
+        headers.update(self._cors_headers(origin))
+        return self._send(response.status_code, headers, response.get_body() or b"")
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            raise ValueError("request too large")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_REQUEST_BYTES:
+                raise ValueError("request too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _preflight(self, origin: str) -> int:
+        headers = self._cors_headers(origin)
+        if headers:
+            headers["Access-Control-Allow-Methods"] = self.headers.get("Access-Control-Request-Method", "")
+            requested = self.headers.get("Access-Control-Request-Headers")
+            if requested:
+                headers["Access-Control-Allow-Headers"] = requested
+            headers["Access-Control-Max-Age"] = "600"
+        return self._send(204, headers, b"")
+
+    def _cors_headers(self, origin: str | None) -> dict[str, str]:
+        config = self.server.config
+        if not origin or not config.cors_origins:
+            return {}
+        if "*" in config.cors_origins and not config.cors_credentials:
+            return {"Access-Control-Allow-Origin": "*"}
+        if "*" in config.cors_origins or origin in config.cors_origins:
+            headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+            if config.cors_credentials:
+                headers["Access-Control-Allow-Credentials"] = "true"
+            return headers
+        return {}
+
+    def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return status
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Silence the default access log; :meth:`do_request` logs instead."""
+
+
+class DevHost(ThreadingHTTPServer):
+    """The HTTP server: one thread a request, like the Python worker's thread pool."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], functions: list[HttpFunction], config: HostConfig) -> None:
+        super().__init__(address, FunctionsRequestHandler)
+        self.functions = functions
+        self.config = config
+
+
+def build_host(root: Path, host: str, port: int | None) -> DevHost:
+    """Load settings and functions from ``root`` and bind the server (port 0 picks a free one)."""
+    config = load_local_settings(root)
+    functions = discover_functions(root)
+    return DevHost((host, config.port if port is None else port), functions, config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.devhost", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default Host.LocalHttpPort or 7071)")
+    parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="the function app's folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    server = build_host(args.root.resolve(), args.host, args.port)
+    bound_host, bound_port = server.server_address[:2]
+    for function in server.functions:
+        logger.info(
+            "%s: [%s] %s", function.name, ",".join(sorted(function.methods)), function.pattern.pattern
+        )
+    print(f"Serving {len(server.functions)} functions on http://{bound_host!s}:{bound_port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Create ``local.settings.json`` from the example, with a fresh random signing key.
+
+``python -m tools.local_settings`` does nothing when the file exists, so a key
+once generated stays (and tokens issued with it stay valid across restarts).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_local_settings(root: Path = PROJECT_ROOT) -> bool:
+    """Write ``root/local.settings.json`` if missing; return whether it was written."""
+    target = root / "local.settings.json"
+    if target.exists():
+        return False
+    document = json.loads((root / "local.settings.json.example").read_text(encoding="utf-8"))
+    values = document.setdefault("Values", {})
+    if not values.get("AUTH_SIGNING_KEY"):
+        # 32 random bytes as hex: valid for AUTH_TOKEN_FORMAT=appservice and zumo alike.
+        values["AUTH_SIGNING_KEY"] = secrets.token_hex(32)
+    target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    target.chmod(0o600)
+    return True
+
+
+if __name__ == "__main__":
+    if create_local_settings():
+        print("Created local.settings.json with a new random AUTH_SIGNING_KEY", file=sys.stderr)
