@@ -19,7 +19,7 @@ from shared.passwords import PasswordHasher, Verification, check_password_policy
 from shared.settings import Settings, get_settings
 from shared.tokens import IssuedToken, issue_token
 
-__all__ = ["AccountService", "Session", "account_service"]
+__all__ = ["AccountService", "Session", "account_service", "reset_services"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,11 @@ def account_service() -> AccountService:
     :raises SettingError: an app setting is missing or invalid.
     """
     return _service_for(get_settings())
+
+
+def reset_services() -> None:
+    """Forget the cached services (tests, or after a settings change)."""
+    _service_for.cache_clear()
 
 
 @functools.lru_cache(maxsize=4)

@@ -26,6 +26,8 @@ from shared.settings import StorageSettings
 __all__ = ["CLIENT_OPTIONS", "STORAGE_CALL_BUDGET_SECONDS", "storage_errors", "table_client"]
 
 logger = logging.getLogger(__name__)
+# The SDK logs every request URL at INFO; ours carry emails in their keys.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 STORAGE_CALL_BUDGET_SECONDS = 10
 CLIENT_OPTIONS: dict[str, Any] = {

@@ -62,10 +62,12 @@ class HostConfig:
     cors_credentials: bool = False
 
 
-def load_local_settings(root: Path, environ: dict[str, str] | None = None) -> HostConfig:
-    """Copy ``local.settings.json`` ``Values`` into ``environ`` (never overriding) and return its ``Host``."""
+def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> HostConfig:
+    """Copy the ``Values`` of a ``local.settings.json`` into ``environ`` (never overriding).
+
+    :returns: what its ``Host`` section says; defaults when the file is missing.
+    """
     target = os.environ if environ is None else environ
-    path = root / "local.settings.json"
     if not path.exists():
         return HostConfig()
     document = json.loads(path.read_text(encoding="utf-8"))
@@ -272,9 +274,9 @@ class DevHost(ThreadingHTTPServer):
         self.config = config
 
 
-def build_host(root: Path, host: str, port: int | None) -> DevHost:
+def build_host(root: Path, host: str, port: int | None, settings: Path | None = None) -> DevHost:
     """Load settings and functions from ``root`` and bind the server (port 0 picks a free one)."""
-    config = load_local_settings(root)
+    config = load_local_settings(settings or root / "local.settings.json")
     functions = discover_functions(root)
     return DevHost((host, config.port if port is None else port), functions, config)
 
@@ -284,10 +286,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default Host.LocalHttpPort or 7071)")
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="the function app's folder")
+    parser.add_argument(
+        "--settings", type=Path, default=None, help="settings file (default ROOT/local.settings.json)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
-    server = build_host(args.root.resolve(), args.host, args.port)
+    server = build_host(args.root.resolve(), args.host, args.port, args.settings)
     bound_host, bound_port = server.server_address[:2]
     for function in server.functions:
         logger.info(

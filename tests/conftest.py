@@ -1,0 +1,183 @@
+"""Fixtures: a real Azurite Table service, isolated tables and settings, the local host."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+
+from shared import accounts, settings, storage
+from tools.azurite import PROJECT_ROOT, Azurite, free_port, wait_for_port
+
+#: Every app setting the code reads; tests clear them all so nothing leaks in from the shell.
+APP_SETTINGS = (
+    "AUTH_SIGNING_KEY",
+    "WEBSITE_AUTH_SIGNING_KEY",
+    "AUTH_PREVIOUS_SIGNING_KEYS",
+    "AUTH_TOKEN_FORMAT",
+    "AUTH_TOKEN_ISSUER",
+    "AUTH_TOKEN_AUDIENCE",
+    "AUTH_TOKEN_LIFETIME_SECONDS",
+    "ACCOUNTS_STORAGE_CONNECTION",
+    "AzureWebJobsStorage",
+    "ACCOUNTS_TABLE",
+    "WEBSITE_HOSTNAME",
+    "AUTH_PASSWORD_MIN_LENGTH",
+    "AUTH_PASSWORD_MAX_LENGTH",
+    "AUTH_ARGON2_MEMORY_KIB",
+    "AUTH_ARGON2_TIME_COST",
+    "AUTH_ARGON2_PARALLELISM",
+)
+
+VECTORS: dict[str, Any] = json.loads((Path(__file__).parent / "vectors.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One in-memory Azurite Table service for the whole run, on a free port."""
+    with Azurite() as server:
+        yield server
+
+
+def unique_table_name() -> str:
+    return "T" + secrets.token_hex(8)
+
+
+@dataclass
+class AppEnvironment:
+    """The app settings of one test, applied to ``os.environ``."""
+
+    values: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def signing_key(self) -> bytes:
+        return bytes.fromhex(self.values["AUTH_SIGNING_KEY"])
+
+    def set(self, **changes: str | None) -> None:
+        """Change settings and make the app re-read them, as a restart would."""
+        for name, value in changes.items():
+            if value is None:
+                self.values.pop(name, None)
+                self.monkeypatch.delenv(name, raising=False)
+            else:
+                self.values[name] = value
+                self.monkeypatch.setenv(name, value)
+        reset_app_caches()
+
+    def table(self) -> TableClient:
+        return TableClient.from_connection_string(
+            self.values["ACCOUNTS_STORAGE_CONNECTION"], self.values["ACCOUNTS_TABLE"]
+        )
+
+    def entities(self) -> list[dict[str, Any]]:
+        """Every entity in this test's table, read with the bare SDK (none if no table)."""
+        try:
+            return list(self.table().list_entities())
+        except ResourceNotFoundError:
+            return []
+
+
+def reset_app_caches() -> None:
+    settings.reset_settings()
+    accounts.reset_services()
+    storage.reset_clients()
+
+
+def app_settings_for(connection_string: str) -> dict[str, str]:
+    return {
+        "AUTH_SIGNING_KEY": secrets.token_hex(32),
+        "ACCOUNTS_STORAGE_CONNECTION": connection_string,
+        "ACCOUNTS_TABLE": unique_table_name(),
+    }
+
+
+@pytest.fixture
+def app_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppEnvironment]:
+    """Settings for an app on the shared Azurite, with a table of its own."""
+    for name in APP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    environment = AppEnvironment(values={}, monkeypatch=monkeypatch)
+    environment.set(**app_settings_for(azurite.connection_string))
+    yield environment
+    reset_app_caches()
+
+
+def http_request(
+    method: str, route: str, body: bytes | dict[str, Any] | list[Any] | None = None, **headers: str
+) -> func.HttpRequest:
+    """Build the request the Functions host would hand a function's ``main``."""
+    raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
+    return func.HttpRequest(
+        method=method,
+        url=f"http://localhost:7071/api/{route}",
+        headers={"Content-Type": "application/json", **headers},
+        params={},
+        route_params={},
+        body=raw,
+    )
+
+
+def problem(response: func.HttpResponse) -> dict[str, Any]:
+    """The problem body of an error response, after checking its media type."""
+    assert response.mimetype == "application/problem+json"
+    document: dict[str, Any] = json.loads(response.get_body())
+    assert document["status"] == response.status_code
+    return document
+
+
+class LocalHost:
+    """``python -m tools.devhost`` as a child process with its own settings file."""
+
+    def __init__(self, settings_file: Path, environment: dict[str, str]) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.settings_file = settings_file
+        self.environment = environment
+        self.process: subprocess.Popen[bytes] | None = None
+        self.session = requests.Session()
+
+    def start(self) -> LocalHost:
+        command = [sys.executable, "-m", "tools.devhost", "--port", str(self.port)]
+        command += ["--settings", str(self.settings_file)]
+        env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS} | self.environment
+        self.process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> str:
+        """Stop the host and return what it logged."""
+        self.session.close()
+        if self.process is None:
+            return ""
+        self.process.terminate()
+        _, logged = self.process.communicate(timeout=10)
+        self.process = None
+        return logged.decode("utf-8", "replace")
+
+    def post(self, route: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return self.session.post(f"{self.base_url}/api/{route}", json=body, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def local_host(azurite: Azurite, tmp_path: Path) -> Iterator[LocalHost]:
+    """The local host serving the app over real HTTP, on the shared Azurite."""
+    settings_file = tmp_path / "local.settings.json"
+    settings_file.write_text(json.dumps({"Values": {}, "Host": {"CORS": "https://app.example"}}))
+    host = LocalHost(settings_file, app_settings_for(azurite.connection_string)).start()
+    yield host
+    host.stop()
