@@ -100,7 +100,8 @@ class Azurite:
         if self.process is None:
             return
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # SIGINT is Azurite's graceful close: it saves its store (SIGTERM loses recent writes).
+            os.killpg(self.process.pid, signal.SIGINT)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

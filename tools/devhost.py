@@ -267,6 +267,7 @@ class DevHost(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default of 5 resets bursts of concurrent clients
 
     def __init__(self, address: tuple[str, int], functions: list[HttpFunction], config: HostConfig) -> None:
         super().__init__(address, FunctionsRequestHandler)

@@ -1,0 +1,120 @@
+"""The project's layout is what the Functions runtime, deployments and newcomers rely on."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.azurite import PROJECT_ROOT
+from tools.local_settings import create_local_settings
+
+FUNCTIONS = ("register", "login")
+
+
+def load(path: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((PROJECT_ROOT / path).read_text())
+    return document
+
+
+def test_host_json() -> None:
+    host = load("host.json")
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"] == {
+        "id": "Microsoft.Azure.Functions.ExtensionBundle",
+        "version": "[4.*, 5.0.0)",
+    }
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_json(name: str) -> None:
+    """Anonymous HTTP trigger on POST /api/<name>, result returned through $return."""
+    config = load(f"{name}/function.json")
+    trigger, output = config["bindings"]
+    assert trigger == {
+        "authLevel": "anonymous",
+        "type": "httpTrigger",
+        "direction": "in",
+        "name": "req",
+        "methods": ["post"],
+        "route": name,
+    }
+    assert output == {"type": "http", "direction": "out", "name": "$return"}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_adapters_are_thin(name: str) -> None:
+    """main() parses, calls shared and shapes the response: a handful of statements, absolute imports."""
+    source = (PROJECT_ROOT / name / "__init__.py").read_text()
+    tree = ast.parse(source)
+    main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
+    assert len(main.body) <= 6
+    imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
+    assert all(node.level == 0 for node in imports), "imports are absolute"
+    assert any(node.module and node.module.startswith("shared") for node in imports)
+    assert len(source.splitlines()) <= 25
+
+
+def requirement_names(path: str) -> set[str]:
+    names = set()
+    for raw in (PROJECT_ROOT / path).read_text().splitlines():
+        line = raw.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[<>=!~\[ ]", line)[0].lower())
+    return names
+
+
+def test_requirements_are_runtime_only_with_ranges() -> None:
+    runtime = requirement_names("requirements.txt")
+    assert {"azure-functions", "azure-data-tables", "pyjwt", "argon2-cffi", "email-validator"} <= runtime
+    assert not runtime & {"pytest", "ruff", "mypy", "hypothesis", "requests"}
+    for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert ">=" in line, f"{line}: give a lower bound"
+            assert "<" in line, f"{line}: give an upper bound"
+
+
+def test_dev_requirements_include_runtime() -> None:
+    assert "-r requirements.txt" in (PROJECT_ROOT / "requirements-dev.txt").read_text()
+
+
+def test_deployment_excludes_local_tooling() -> None:
+    ignored = set((PROJECT_ROOT / ".funcignore").read_text().split())
+    assert {"tools", "tests", "local.settings.json", ".venv", "node_modules", ".azurite"} <= ignored
+    assert not {"shared", "register", "login", "host.json", "requirements.txt"} & ignored
+
+
+def test_local_settings_never_committed() -> None:
+    assert "local.settings.json" in (PROJECT_ROOT / ".gitignore").read_text().split()
+
+
+def test_example_settings_name_real_settings() -> None:
+    example = load("local.settings.json.example")
+    values = example["Values"]
+    assert isinstance(values, dict)
+    assert values["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    assert values["AUTH_SIGNING_KEY"] == "", "the example holds no key; make run generates one"
+
+
+def test_local_settings_are_created_once_with_a_random_key(tmp_path: Path) -> None:
+    (tmp_path / "local.settings.json.example").write_text(
+        (PROJECT_ROOT / "local.settings.json.example").read_text()
+    )
+    assert create_local_settings(tmp_path)
+    first = json.loads((tmp_path / "local.settings.json").read_text())
+    key = first["Values"]["AUTH_SIGNING_KEY"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert (tmp_path / "local.settings.json").stat().st_mode & 0o077 == 0
+    assert not create_local_settings(tmp_path), "an existing file is kept"
+    assert json.loads((tmp_path / "local.settings.json").read_text()) == first
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "local.settings.json.example").write_text(
+        (PROJECT_ROOT / "local.settings.json.example").read_text()
+    )
+    create_local_settings(other)
+    assert json.loads((other / "local.settings.json").read_text())["Values"]["AUTH_SIGNING_KEY"] != key
