@@ -101,20 +101,14 @@ def test_example_settings_name_real_settings() -> None:
 
 
 def test_local_settings_are_created_once_with_a_random_key(tmp_path: Path) -> None:
-    (tmp_path / "local.settings.json.example").write_text(
-        (PROJECT_ROOT / "local.settings.json.example").read_text()
-    )
-    assert create_local_settings(tmp_path)
-    first = json.loads((tmp_path / "local.settings.json").read_text())
+    target = tmp_path / "local.settings.json"
+    assert create_local_settings(target)
+    first = json.loads(target.read_text())
     key = first["Values"]["AUTH_SIGNING_KEY"]
     assert re.fullmatch(r"[0-9a-f]{64}", key)
-    assert (tmp_path / "local.settings.json").stat().st_mode & 0o077 == 0
-    assert not create_local_settings(tmp_path), "an existing file is kept"
-    assert json.loads((tmp_path / "local.settings.json").read_text()) == first
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "local.settings.json.example").write_text(
-        (PROJECT_ROOT / "local.settings.json.example").read_text()
-    )
+    assert target.stat().st_mode & 0o077 == 0, "only the owner may read the key"
+    assert not create_local_settings(target), "an existing file is kept"
+    assert json.loads(target.read_text()) == first
+    other = tmp_path / "other.json"
     create_local_settings(other)
-    assert json.loads((other / "local.settings.json").read_text())["Values"]["AUTH_SIGNING_KEY"] != key
+    assert json.loads(other.read_text())["Values"]["AUTH_SIGNING_KEY"] != key

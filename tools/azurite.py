@@ -59,6 +59,10 @@ class Azurite:
         quiet: bool = True,
     ) -> None:
         self.table_port = table_port or free_port()
+        # The default ports 10002/10000/10001 go together; any other table port gets free neighbours.
+        default = self.table_port == 10002
+        self.blob_port = 10000 if default else free_port()
+        self.queue_port = 10001 if default else free_port()
         self.location = location
         self.all_services = all_services
         self.quiet = quiet
@@ -78,7 +82,8 @@ class Azurite:
             "--disableTelemetry",
         ]  # fmt: skip
         if self.all_services:
-            command += ["--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1"]
+            command += ["--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port)]
+            command += ["--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port)]
         if self.location is None:
             command.append("--inMemoryPersistence")
         else:

@@ -14,12 +14,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_local_settings(root: Path = PROJECT_ROOT) -> bool:
-    """Write ``root/local.settings.json`` if missing; return whether it was written."""
-    target = root / "local.settings.json"
+def create_local_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> bool:
+    """Write ``target`` from the project's example if missing; return whether it was written."""
     if target.exists():
         return False
-    document = json.loads((root / "local.settings.json.example").read_text(encoding="utf-8"))
+    document = json.loads((PROJECT_ROOT / "local.settings.json.example").read_text(encoding="utf-8"))
     values = document.setdefault("Values", {})
     if not values.get("AUTH_SIGNING_KEY"):
         # 32 random bytes as hex: valid for AUTH_TOKEN_FORMAT=appservice and zumo alike.
