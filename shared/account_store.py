@@ -3,23 +3,29 @@
 An account is two entities in one partition, written and deleted together in
 one entity-group transaction:
 
-============  =========================  ==========================================
+============  =========================  ============================================================
 entity        RowKey                     properties
-============  =========================  ==========================================
-login row     ``email:<encoded email>``  ``UserId``, ``Email``, ``PasswordHash``
-account row   ``user:<user id>``         ``Email``, ``CreatedAt``
-============  =========================  ==========================================
+============  =========================  ============================================================
+login row     ``email:<encoded email>``  ``UserId``, ``Email``, ``PasswordHash``, ``SessionVersion``
+account row   ``user:<user id>``         ``Email``, ``CreatedAt``, ``SessionVersion``
+============  =========================  ============================================================
 
 The PartitionKey is ``acct-`` + the first two hex digits of SHA-256 of the
 normalized email (256 partitions). New user ids are ``custom:`` + those two
 digits + 22 random URL-safe characters, so both rows are found by a point read:
 login by email, everything else by user id. Inserting the login row fails when
 the email exists, which makes uniqueness atomic without check-then-insert.
+
+``SessionVersion`` is on both rows, so that login (login row) can put it in a
+token and the gate (account row) can check it, each with one read. Every change
+of it writes both rows in one transaction, each guarded by its ETag.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +35,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.errors import EmailTaken, InvalidRequest
+from shared.errors import ConflictError, EmailTaken, InvalidRequest
 from shared.settings import StorageSettings
 from shared.storage import storage_errors, table_client
 
@@ -43,6 +49,8 @@ __all__ = [
     "partition_for_email",
     "partition_for_user_id",
 ]
+
+logger = logging.getLogger(__name__)
 
 USER_ID_PREFIX = "custom:"
 _PARTITION_PREFIX = "acct-"
@@ -60,6 +68,7 @@ class Credentials:
     user_id: str
     email: str
     password_hash: str
+    session_version: int
     etag: str
 
 
@@ -70,6 +79,8 @@ class Account:
     user_id: str
     email: str
     created_at: datetime
+    session_version: int = 0
+    etag: str = ""
 
 
 def encode_key(value: str) -> str:
@@ -138,21 +149,23 @@ class AccountStore:
             "UserId": account.user_id,
             "Email": email,
             "PasswordHash": password_hash,
+            "SessionVersion": 0,
         }
         account_row = {
             "PartitionKey": partition,
             "RowKey": _user_row_key(account.user_id),
             "Email": email,
             "CreatedAt": account.created_at,
+            "SessionVersion": 0,
         }
         with storage_errors("create account"):
             try:
-                self._table().submit_transaction([("create", login_row), ("create", account_row)])
+                results = self._table().submit_transaction([("create", login_row), ("create", account_row)])
             except TableTransactionError as error:
                 if error.status_code == 409:
                     raise EmailTaken() from None
                 raise
-        return account
+        return dataclasses.replace(account, etag=results[1]["etag"])
 
     def credentials(self, email: str) -> Credentials | None:
         """Return the login row of a normalized ``email``, or ``None`` if there is no account."""
@@ -163,6 +176,7 @@ class AccountStore:
             user_id=entity["UserId"],
             email=entity["Email"],
             password_hash=entity["PasswordHash"],
+            session_version=entity.get("SessionVersion", 0),
             etag=entity.metadata["etag"],
         )
 
@@ -175,7 +189,13 @@ class AccountStore:
         if entity is None:
             return None
         created_at: datetime = entity["CreatedAt"]
-        return Account(user_id=user_id, email=entity["Email"], created_at=created_at)
+        return Account(
+            user_id=user_id,
+            email=entity["Email"],
+            created_at=created_at,
+            session_version=entity.get("SessionVersion", 0),
+            etag=entity.metadata["etag"],
+        )
 
     def replace_password_hash(self, credentials: Credentials, password_hash: str) -> bool:
         """Store a new hash if the login row is unchanged since ``credentials`` was read.
@@ -199,6 +219,83 @@ class AccountStore:
                 return False
         return True
 
+    def revoke_sessions(self, account: Account) -> None:
+        """Make every token issued so far for ``account`` invalid.
+
+        When another request changed the account since it was read, that
+        request already moved the session version on, which revokes the same
+        tokens; so a lost race is success, not an error.
+        """
+        new_version = account.session_version + 1
+        try:
+            self._update_both(account, None, {"SessionVersion": new_version}, "revoke sessions")
+        except ConflictError:
+            logger.info("revoke_sessions lost a race user_id=%s; already revoked", account.user_id)
+
+    def change_password(self, account: Account, credentials: Credentials, password_hash: str) -> int:
+        """Store a new hash and revoke every earlier token, if neither row changed since read.
+
+        :returns: the new session version, for the caller's fresh token.
+        :raises ConflictError: another request changed the account first; nothing written.
+        """
+        new_version = max(account.session_version, credentials.session_version) + 1
+        changes = {"SessionVersion": new_version}
+        self._update_both(account, credentials, changes, "change password", password_hash=password_hash)
+        return new_version
+
+    def delete(self, account: Account, credentials: Credentials) -> None:
+        """Delete both rows of an account, if neither changed since read; the email is free again.
+
+        :raises ConflictError: another request changed the account first; nothing deleted.
+        """
+        partition = partition_for_email(account.email)
+        operations: list[Any] = [
+            (
+                "delete",
+                {"PartitionKey": partition, "RowKey": email_row_key(account.email)},
+                _unchanged(credentials.etag),
+            ),
+            (
+                "delete",
+                {"PartitionKey": partition, "RowKey": _user_row_key(account.user_id)},
+                _unchanged(account.etag),
+            ),
+        ]
+        self._transact(operations, "delete account")
+
+    def _update_both(
+        self,
+        account: Account,
+        credentials: Credentials | None,
+        changes: dict[str, Any],
+        operation: str,
+        *,
+        password_hash: str | None = None,
+    ) -> None:
+        partition = partition_for_email(account.email)
+        login_changes = changes if password_hash is None else {**changes, "PasswordHash": password_hash}
+        login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **login_changes}
+        account_row = {"PartitionKey": partition, "RowKey": _user_row_key(account.user_id), **changes}
+        # Without credentials, the login row must merely exist (If-Match: *).
+        login_condition = _unchanged(credentials.etag) if credentials else {}
+        merge = {"mode": UpdateMode.MERGE}
+        self._transact(
+            [
+                ("update", login_row, merge | login_condition),
+                ("update", account_row, merge | _unchanged(account.etag)),
+            ],
+            operation,
+        )
+
+    def _transact(self, operations: list[Any], operation: str) -> None:
+        with storage_errors(operation):
+            try:
+                self._table().submit_transaction(operations)
+            except TableTransactionError as error:
+                if error.status_code in (404, 412):
+                    raise ConflictError() from None
+                raise
+
     def _get(self, partition: str, row_key: str, operation: str) -> Any:
         with storage_errors(operation):
             try:
@@ -208,3 +305,8 @@ class AccountStore:
 
     def _table(self) -> TableClient:
         return table_client(self._settings)
+
+
+def _unchanged(etag: str) -> dict[str, Any]:
+    """The condition of a write that must fail if the row changed since it was read (If-Match)."""
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}

@@ -12,12 +12,12 @@ import functools
 import logging
 from dataclasses import dataclass
 
-from shared.account_store import AccountStore
+from shared.account_store import Account, AccountStore, Credentials
 from shared.emails import normalize_email
-from shared.errors import InvalidCredentials
+from shared.errors import InvalidCredentials, InvalidToken
 from shared.passwords import PasswordHasher, Verification, check_password_policy, password_length
 from shared.settings import Settings, get_settings
-from shared.tokens import IssuedToken, issue_token
+from shared.tokens import IssuedToken, issue_token, verify_token
 
 __all__ = ["AccountService", "Session", "account_service", "reset_services"]
 
@@ -57,7 +57,7 @@ class AccountService:
         check_password_policy(self.settings.password_policy, password)
         account = self.store.create(normalized, self.hasher.hash(password))
         logger.info("registered user_id=%s", account.user_id)
-        return self._session(account.user_id, account.email)
+        return self._session(account.user_id, account.email, account.session_version)
 
     def log_in(self, email: str, password: str) -> Session:
         """Check an email and password and sign a token.
@@ -88,10 +88,72 @@ class AccountService:
             upgraded = self.store.replace_password_hash(credentials, self.hasher.hash(password))
             logger.info("password_rehashed user_id=%s stored=%s", credentials.user_id, upgraded)
         logger.info("login_succeeded user_id=%s", credentials.user_id)
-        return self._session(credentials.user_id, credentials.email)
+        return self._session(credentials.user_id, credentials.email, credentials.session_version)
 
-    def _session(self, user_id: str, email: str) -> Session:
-        return Session(token=issue_token(self.settings.tokens, user_id), email=email)
+    def authenticate(self, token: str | None) -> Account:
+        """Return the account a request's token stands for.
+
+        Costs one HMAC check and one point read by user id.
+
+        :raises InvalidToken: no token, a token that fails verification, the
+            account no longer exists, or its sessions were revoked after the
+            token was issued.
+        :raises StorageUnavailable: storage could not be reached.
+        """
+        if not token:
+            raise InvalidToken("no token")
+        verified = verify_token(self.settings.tokens, token)
+        account = self.store.account(verified.user_id)
+        if account is None:
+            raise InvalidToken("no such account")
+        if verified.session_version != account.session_version:
+            raise InvalidToken("session revoked")
+        return account
+
+    def refresh(self, account: Account) -> Session:
+        """Sign a fresh token for an authenticated account."""
+        logger.info("token_refreshed user_id=%s", account.user_id)
+        return self._session(account.user_id, account.email, account.session_version)
+
+    def log_out(self, account: Account) -> None:
+        """Revoke every token of the account issued so far."""
+        self.store.revoke_sessions(account)
+        logger.info("logged_out user_id=%s", account.user_id)
+
+    def change_password(self, account: Account, current_password: str, new_password: str) -> Session:
+        """Replace the password, revoke every earlier token, and sign a fresh one.
+
+        :raises InvalidCredentials: ``current_password`` is wrong.
+        :raises WeakPassword: ``new_password`` breaks the policy.
+        :raises ConflictError: the account changed concurrently; nothing written.
+        """
+        credentials = self._check_password(account, current_password)
+        check_password_policy(self.settings.password_policy, new_password)
+        version = self.store.change_password(account, credentials, self.hasher.hash(new_password))
+        logger.info("password_changed user_id=%s", account.user_id)
+        return self._session(account.user_id, account.email, version)
+
+    def delete_account(self, account: Account, password: str) -> None:
+        """Delete the account after checking its password; its email can register again.
+
+        :raises InvalidCredentials: ``password`` is wrong.
+        :raises ConflictError: the account changed concurrently; nothing deleted.
+        """
+        credentials = self._check_password(account, password)
+        self.store.delete(account, credentials)
+        logger.info("account_deleted user_id=%s", account.user_id)
+
+    def _check_password(self, account: Account, password: str) -> Credentials:
+        credentials = self.store.credentials(account.email)
+        too_long = password_length(password) > self.settings.password_policy.max_length
+        if credentials is None or too_long or not self.hasher.verify(credentials.password_hash, password).ok:
+            logger.info("password_check_failed user_id=%s", account.user_id)
+            raise InvalidCredentials()
+        return credentials
+
+    def _session(self, user_id: str, email: str, session_version: int) -> Session:
+        token = issue_token(self.settings.tokens, user_id, session_version=session_version)
+        return Session(token=token, email=email)
 
 
 def account_service() -> AccountService:

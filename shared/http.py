@@ -12,10 +12,12 @@ import functools
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 
+from shared.account_store import Account
 from shared.accounts import Session
 from shared.errors import InvalidRequest, PayloadTooLarge, ServiceError, SettingError, StorageUnavailable
 
@@ -24,7 +26,9 @@ __all__ = [
     "PROBLEM_TYPE_PREFIX",
     "handles_problems",
     "json_response",
+    "no_content",
     "problem_response",
+    "profile_response",
     "read_json_object",
     "session_response",
     "string_field",
@@ -85,6 +89,18 @@ def json_response(body: dict[str, Any], *, status_code: int = 200) -> func.HttpR
     )
 
 
+def no_content() -> func.HttpResponse:
+    """Return 204 No Content."""
+    return func.HttpResponse(status_code=204, headers=dict(_NO_STORE))
+
+
+def profile_response(account: Account) -> func.HttpResponse:
+    """Return what ``GET /api/me`` shows of an account."""
+    return json_response(
+        {"userId": account.user_id, "email": account.email, "createdAt": _iso(account.created_at)}
+    )
+
+
 def session_response(session: Session, *, status_code: int = 200) -> func.HttpResponse:
     """Return the login/register success body.
 
@@ -99,7 +115,7 @@ def session_response(session: Session, *, status_code: int = 200) -> func.HttpRe
             "user": {"userId": token.user_id, "email": session.email},
             "userId": token.user_id,
             "token": token.token,
-            "expiresAt": token.expires_at.isoformat().replace("+00:00", "Z"),
+            "expiresAt": _iso(token.expires_at),
         },
         status_code=status_code,
     )
@@ -141,6 +157,10 @@ def string_field(body: dict[str, Any], name: str, *aliases: str) -> str:
     except UnicodeEncodeError:
         raise InvalidRequest(f"The field {name!r} is not valid Unicode.") from None
     return value
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _log_problem(error: ServiceError) -> None:

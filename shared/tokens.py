@@ -35,6 +35,7 @@ from shared.errors import InvalidToken
 __all__ = [
     "ALGORITHM",
     "MAX_TOKEN_LENGTH",
+    "SESSION_VERSION_CLAIM",
     "ZUMO_ISSUER",
     "IssuedToken",
     "TokenFormat",
@@ -50,6 +51,7 @@ __all__ = [
 ALGORITHM = "HS256"
 ZUMO_ISSUER = "urn:microsoft:windows-azure:zumo"
 ZUMO_KEY_ID = "0"
+SESSION_VERSION_CLAIM = "sv"
 #: Tokens longer than this are rejected before any parsing.
 MAX_TOKEN_LENGTH = 4096
 
@@ -93,11 +95,16 @@ class IssuedToken:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
-    """The claims of a token that passed every check."""
+    """The claims of a token that passed every check.
+
+    ``session_version`` is the account's session version when the token was
+    issued (claim ``sv``); a token without the claim counts as version 0.
+    """
 
     user_id: str
     expires_at: datetime
     issued_at: datetime | None
+    session_version: int = 0
 
 
 def appservice_signing_key(hex_key: str) -> bytes:
@@ -119,8 +126,18 @@ def key_id(key: bytes) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
-def issue_token(settings: TokenSettings, user_id: str, *, now: datetime | None = None) -> IssuedToken:
-    """Sign a token for ``user_id`` in the configured format, valid for ``settings.lifetime``."""
+def issue_token(
+    settings: TokenSettings,
+    user_id: str,
+    *,
+    session_version: int | None = None,
+    now: datetime | None = None,
+) -> IssuedToken:
+    """Sign a token for ``user_id`` in the configured format, valid for ``settings.lifetime``.
+
+    ``session_version`` becomes the claim ``sv``, which lets the service revoke
+    every token of an account issued before a logout or password change.
+    """
     issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
     expires_at = issued_at + settings.lifetime
     key = settings.keys[0]
@@ -145,6 +162,8 @@ def issue_token(settings: TokenSettings, user_id: str, *, now: datetime | None =
             "ver": "3",
         }
         headers = {"kid": key_id(key)}
+    if session_version is not None:
+        payload[SESSION_VERSION_CLAIM] = session_version
     token = jwt.encode(
         payload,
         key,
@@ -226,12 +245,19 @@ def _verified(token_format: TokenFormat, claims: dict[str, Any]) -> VerifiedToke
     user_id = claims.get("uid" if token_format is TokenFormat.ZUMO else "sub")
     if not isinstance(user_id, str) or not user_id:
         raise InvalidToken("user id claim is not a non-empty string")
+    session_version = claims.get(SESSION_VERSION_CLAIM, 0)
+    if type(session_version) is not int or session_version < 0:
+        raise InvalidToken("session version claim is not a whole number")
     issued_at = claims.get("iat")
-    return VerifiedToken(
-        user_id=user_id,
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-        issued_at=datetime.fromtimestamp(issued_at, UTC) if isinstance(issued_at, int | float) else None,
-    )
+    try:
+        return VerifiedToken(
+            user_id=user_id,
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            issued_at=datetime.fromtimestamp(issued_at, UTC) if isinstance(issued_at, int | float) else None,
+            session_version=session_version,
+        )
+    except (OverflowError, ValueError, OSError):
+        raise InvalidToken("a time claim is out of range") from None
 
 
 def _seconds(instant: datetime) -> int:

@@ -170,14 +170,36 @@ class LocalHost:
         return logged.decode("utf-8", "replace")
 
     def post(self, route: str, body: Any = None, **kwargs: Any) -> requests.Response:
-        return self.session.post(f"{self.base_url}/api/{route}", json=body, timeout=30, **kwargs)
+        return self.call("POST", route, body, **kwargs)
+
+    def call(
+        self, method: str, route: str, body: Any = None, *, token: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """Send a request, with ``token`` in X-ZUMO-AUTH as the client SDKs send it."""
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["X-ZUMO-AUTH"] = token
+        url = f"{self.base_url}/api/{route}"
+        return self.session.request(method, url, json=body, headers=headers, timeout=60, **kwargs)
+
+
+def start_local_host(folder: Path, environment: dict[str, str]) -> LocalHost:
+    settings_file = folder / "local.settings.json"
+    settings_file.write_text(json.dumps({"Values": {}, "Host": {"CORS": "https://app.example"}}))
+    return LocalHost(settings_file, environment).start()
 
 
 @pytest.fixture
 def local_host(azurite: Azurite, tmp_path: Path) -> Iterator[LocalHost]:
     """The local host serving the app over real HTTP, on the shared Azurite."""
-    settings_file = tmp_path / "local.settings.json"
-    settings_file.write_text(json.dumps({"Values": {}, "Host": {"CORS": "https://app.example"}}))
-    host = LocalHost(settings_file, app_settings_for(azurite.connection_string)).start()
+    host = start_local_host(tmp_path, app_settings_for(azurite.connection_string))
+    yield host
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def module_host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
+    """One local host for a whole test module (tests use distinct emails)."""
+    host = start_local_host(tmp_path_factory.mktemp("host"), app_settings_for(azurite.connection_string))
     yield host
     host.stop()

@@ -7,14 +7,17 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.account_store import (
+    Account,
     AccountStore,
+    Credentials,
     email_row_key,
     encode_key,
     partition_for_email,
     partition_for_user_id,
 )
-from shared.errors import EmailTaken, InvalidRequest
+from shared.errors import ConflictError, EmailTaken, InvalidRequest
 from shared.settings import get_settings
+from shared.storage import table_client
 from tests.conftest import AppEnvironment
 
 HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
@@ -127,3 +130,65 @@ class TestPasswordHashUpdate:
         final = store.credentials("gil@example.com")
         assert final is not None
         assert final.password_hash == "$argon2id$first"
+
+
+def read_both(store: AccountStore, email: str) -> tuple[Account, Credentials]:
+    credentials = store.credentials(email)
+    assert credentials is not None
+    account = store.account(credentials.user_id)
+    assert account is not None
+    return account, credentials
+
+
+class TestSessionState:
+    """Session versions and the two-row updates, each guarded by ETags."""
+
+    def test_revoking_moves_both_rows_on(self, store: AccountStore) -> None:
+        store.create("ivan@example.com", HASH)
+        account, _ = read_both(store, "ivan@example.com")
+        store.revoke_sessions(account)
+        account, credentials = read_both(store, "ivan@example.com")
+        assert account.session_version == credentials.session_version == 1
+
+    def test_stale_password_change_is_a_conflict(self, store: AccountStore) -> None:
+        """Two changes from the same read: the first wins, the second writes nothing."""
+        store.create("jill@example.com", HASH)
+        account, credentials = read_both(store, "jill@example.com")
+        assert store.change_password(account, credentials, "$argon2id$first") == 1
+        with pytest.raises(ConflictError):
+            store.change_password(account, credentials, "$argon2id$second")
+        account, credentials = read_both(store, "jill@example.com")
+        assert credentials.password_hash == "$argon2id$first"
+        assert account.session_version == credentials.session_version == 1
+
+    def test_rehash_racing_a_password_change_loses(self, store: AccountStore) -> None:
+        """A login's re-hash read before a password change must not restore the old password."""
+        store.create("kurt@example.com", HASH)
+        account, credentials = read_both(store, "kurt@example.com")
+        store.change_password(account, credentials, "$argon2id$changed")
+        assert not store.replace_password_hash(credentials, "$argon2id$rehashed-old-password")
+        assert read_both(store, "kurt@example.com")[1].password_hash == "$argon2id$changed"
+
+    def test_stale_delete_is_a_conflict(self, store: AccountStore) -> None:
+        store.create("lena@example.com", HASH)
+        account, credentials = read_both(store, "lena@example.com")
+        store.revoke_sessions(account)
+        with pytest.raises(ConflictError):
+            store.delete(account, credentials)
+        fresh_account, fresh_credentials = read_both(store, "lena@example.com")
+        store.delete(fresh_account, fresh_credentials)
+        assert store.credentials("lena@example.com") is None
+        assert store.account(fresh_account.user_id) is None
+
+    def test_a_lost_revocation_race_still_revokes(self, store: AccountStore) -> None:
+        store.create("mona@example.com", HASH)
+        account, _ = read_both(store, "mona@example.com")
+        store.revoke_sessions(account)
+        store.revoke_sessions(account)  # stale: the version already moved on, which is what was asked
+        assert read_both(store, "mona@example.com")[0].session_version == 1
+
+
+def test_one_client_per_process(app_env: AppEnvironment) -> None:
+    """The TableClient is created once and reused (and the table created once)."""
+    settings = get_settings().storage
+    assert table_client(settings) is table_client(settings)
