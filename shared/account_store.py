@@ -19,6 +19,11 @@ the email exists, which makes uniqueness atomic without check-then-insert.
 ``SessionVersion`` is on both rows, so that login (login row) can put it in a
 token and the gate (account row) can check it, each with one read. Every change
 of it writes both rows in one transaction, each guarded by its ETag.
+
+Accounts imported from Mobile Services keep their user ids (``Custom:<id>``),
+which carry no partition. For them an alias row (PartitionKey ``alias-`` + two
+hex digits of SHA-256 of the user id, RowKey ``user:<user id>``) names the
+account's partition; it never changes, so each process caches it.
 """
 
 from __future__ import annotations
@@ -29,20 +34,25 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.errors import ConflictError, EmailTaken, InvalidRequest
+from shared.mobile_services import is_legacy_hash
 from shared.settings import StorageSettings
 from shared.storage import storage_errors, table_client
 
 __all__ = [
+    "LEGACY_USER_ID_PREFIX",
     "Account",
     "AccountStore",
     "Credentials",
+    "ImportOutcome",
+    "alias_keys",
     "email_row_key",
     "encode_key",
     "new_user_id",
@@ -53,7 +63,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 USER_ID_PREFIX = "custom:"
+LEGACY_USER_ID_PREFIX = "Custom:"
 _PARTITION_PREFIX = "acct-"
+_ALIAS_PARTITION_PREFIX = "alias-"
+_ALIAS_CACHE_LIMIT = 100_000
 _SHARD_DIGITS = 2
 _USER_ID_LENGTH = len(USER_ID_PREFIX) + _SHARD_DIGITS + 22
 _MAX_KEY_LENGTH = 512
@@ -120,7 +133,22 @@ def email_row_key(email: str) -> str:
 
 
 def _user_row_key(user_id: str) -> str:
-    return "user:" + user_id
+    return "user:" + encode_key(user_id)
+
+
+def alias_keys(user_id: str) -> tuple[str, str]:
+    """Return the PartitionKey and RowKey of a legacy user id's alias row."""
+    digest = hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:_SHARD_DIGITS]
+    return _ALIAS_PARTITION_PREFIX + digest, _user_row_key(user_id)
+
+
+class ImportOutcome(Enum):
+    """What importing one legacy account did."""
+
+    IMPORTED = "imported"
+    ALREADY_IMPORTED = "already imported"
+    EMAIL_TAKEN = "email has another account"
+    USER_ID_TAKEN = "user id was imported with another email"
 
 
 class AccountStore:
@@ -128,6 +156,7 @@ class AccountStore:
 
     def __init__(self, settings: StorageSettings) -> None:
         self._settings = settings
+        self._alias_partitions: dict[str, str] = {}
 
     def create(self, email: str, password_hash: str, *, now: datetime | None = None) -> Account:
         """Store a new account for a normalized ``email``, atomically.
@@ -182,7 +211,7 @@ class AccountStore:
 
     def account(self, user_id: str) -> Account | None:
         """Return the account of ``user_id``, or ``None`` if there is none."""
-        partition = partition_for_user_id(user_id)
+        partition = partition_for_user_id(user_id) or self._legacy_partition(user_id)
         if partition is None:
             return None
         entity = self._get(partition, _user_row_key(user_id), "read account")
@@ -262,6 +291,149 @@ class AccountStore:
             ),
         ]
         self._transact(operations, "delete account")
+        if partition_for_user_id(account.user_id) is None:
+            self._delete_alias(account.user_id)
+
+    def import_legacy(
+        self, user_id: str, email: str, stored_hash: str, created_at: datetime
+    ) -> ImportOutcome:
+        """Store an account imported from Mobile Services, keeping its user id; never overwrite.
+
+        Safe to repeat: an account already imported, or one that registered or
+        changed since, is left exactly as it is.
+
+        :raises StorageUnavailable: storage could not be reached (repeat later).
+        """
+        if not self._claim_alias(user_id, email):
+            return ImportOutcome.USER_ID_TAKEN
+        login_row, account_row = self._legacy_rows(user_id, email, stored_hash, created_at)
+        with storage_errors("import account"):
+            try:
+                self._table().submit_transaction([("create", login_row), ("create", account_row)])
+            except TableTransactionError as error:
+                if error.status_code != 409:
+                    raise
+            else:
+                return ImportOutcome.IMPORTED
+        existing = self.credentials(email)
+        if existing is not None and existing.user_id == user_id:
+            return ImportOutcome.ALREADY_IMPORTED
+        self._delete_alias(user_id)
+        return ImportOutcome.EMAIL_TAKEN
+
+    # Bulk import: a handful of requests per partition instead of several per account.
+
+    def existing_logins(self, partition: str) -> dict[str, str]:
+        """Map each login row of ``partition`` (by normalized email) to its user id."""
+        query = f"PartitionKey eq '{partition}' and RowKey ge 'email:' and RowKey lt 'email;'"
+        with storage_errors("list logins"):
+            return {
+                str(entity["Email"]): str(entity["UserId"])
+                for entity in self._table().query_entities(query, select=["Email", "UserId"])
+            }
+
+    def existing_aliases(self, alias_partition: str) -> dict[str, str]:
+        """Map each legacy user id with an alias in ``alias_partition`` to the email it was imported with."""
+        query = f"PartitionKey eq '{alias_partition}'"
+        with storage_errors("list aliases"):
+            return {
+                str(entity["UserId"]): str(entity["Email"])
+                for entity in self._table().query_entities(query, select=["UserId", "Email"])
+            }
+
+    def put_aliases(self, aliases: list[tuple[str, str]]) -> None:
+        """Write alias rows (legacy user id, email), all of one alias partition, in one transaction."""
+        operations = [
+            ("upsert", self._alias_row(user_id, email), {"mode": UpdateMode.REPLACE})
+            for user_id, email in aliases
+        ]
+        self._transact(operations, "write aliases")
+
+    def create_imported(self, accounts: list[tuple[str, str, str, datetime]]) -> bool:
+        """Create legacy accounts (user id, email, stored hash, created), all of one partition, atomically.
+
+        :returns: ``False`` if any of their rows exists (nothing was written).
+        """
+        operations = []
+        for user_id, email, stored_hash, created_at in accounts:
+            login_row, account_row = self._legacy_rows(user_id, email, stored_hash, created_at)
+            operations += [("create", login_row), ("create", account_row)]
+        try:
+            self._transact(operations, "import accounts")
+        except ConflictError:
+            return False
+        return True
+
+    def hash_statistics(self) -> tuple[int, int]:
+        """Count accounts, and those still holding an imported Mobile Services hash.
+
+        Reads every login row: an administrative query, never on a request path.
+        """
+        query = "RowKey ge 'email:' and RowKey lt 'email;'"
+        total = legacy = 0
+        with storage_errors("count hashes"):
+            for entity in self._table().query_entities(query, select=["PasswordHash"]):
+                total += 1
+                legacy += is_legacy_hash(str(entity.get("PasswordHash", "")))
+        return total, legacy
+
+    def _legacy_rows(
+        self, user_id: str, email: str, stored_hash: str, created_at: datetime
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        partition = partition_for_email(email)
+        login_row = {
+            "PartitionKey": partition,
+            "RowKey": email_row_key(email),
+            "UserId": user_id,
+            "Email": email,
+            "PasswordHash": stored_hash,
+            "SessionVersion": 0,
+        }
+        account_row = {
+            "PartitionKey": partition,
+            "RowKey": _user_row_key(user_id),
+            "Email": email,
+            "CreatedAt": created_at,
+            "SessionVersion": 0,
+        }
+        return login_row, account_row
+
+    def _alias_row(self, user_id: str, email: str) -> dict[str, Any]:
+        alias_partition, alias_row = alias_keys(user_id)
+        return {
+            "PartitionKey": alias_partition,
+            "RowKey": alias_row,
+            "UserId": user_id,
+            "Email": email,
+            "AccountPartition": partition_for_email(email),
+        }
+
+    def _claim_alias(self, user_id: str, email: str) -> bool:
+        alias = self._alias_row(user_id, email)
+        with storage_errors("create alias"):
+            try:
+                self._table().create_entity(alias)
+            except ResourceExistsError:
+                existing = self._table().get_entity(alias["PartitionKey"], alias["RowKey"])
+                return bool(existing.get("Email") == email)
+        return True
+
+    def _legacy_partition(self, user_id: str) -> str | None:
+        partition = self._alias_partitions.get(user_id)
+        if partition is None:
+            alias = self._get(*alias_keys(user_id), "read alias")
+            if alias is None:
+                return None
+            partition = str(alias["AccountPartition"])
+            if len(self._alias_partitions) >= _ALIAS_CACHE_LIMIT:
+                self._alias_partitions.clear()
+            self._alias_partitions[user_id] = partition
+        return partition
+
+    def _delete_alias(self, user_id: str) -> None:
+        self._alias_partitions.pop(user_id, None)
+        with storage_errors("delete alias"):
+            self._table().delete_entity(*alias_keys(user_id))
 
     def _update_both(
         self,
@@ -292,7 +464,7 @@ class AccountStore:
             try:
                 self._table().submit_transaction(operations)
             except TableTransactionError as error:
-                if error.status_code in (404, 412):
+                if error.status_code in (404, 409, 412):  # gone, exists, changed: all a conflict
                     raise ConflictError() from None
                 raise
 

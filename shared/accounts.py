@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from shared.account_store import Account, AccountStore, Credentials
 from shared.emails import normalize_email
 from shared.errors import InvalidCredentials, InvalidToken
+from shared.mobile_services import is_legacy_hash, verify_legacy_token
 from shared.passwords import PasswordHasher, Verification, check_password_policy, password_length
 from shared.settings import Settings, get_settings
-from shared.tokens import IssuedToken, issue_token, verify_token
+from shared.tokens import IssuedToken, VerifiedToken, issue_token, verify_token
 
 __all__ = ["AccountService", "Session", "account_service", "reset_services"]
 
@@ -86,7 +87,10 @@ class AccountService:
             raise InvalidCredentials()
         if verification is Verification.OK_NEEDS_REHASH:
             upgraded = self.store.replace_password_hash(credentials, self.hasher.hash(password))
-            logger.info("password_rehashed user_id=%s stored=%s", credentials.user_id, upgraded)
+            previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
+            logger.info(
+                "password_rehashed user_id=%s from=%s stored=%s", credentials.user_id, previous, upgraded
+            )
         logger.info("login_succeeded user_id=%s", credentials.user_id)
         return self._session(credentials.user_id, credentials.email, credentials.session_version)
 
@@ -102,13 +106,24 @@ class AccountService:
         """
         if not token:
             raise InvalidToken("no token")
-        verified = verify_token(self.settings.tokens, token)
+        verified = self._verify(token)
         account = self.store.account(verified.user_id)
         if account is None:
             raise InvalidToken("no such account")
         if verified.session_version != account.session_version:
             raise InvalidToken("session revoked")
         return account
+
+    def _verify(self, token: str) -> VerifiedToken:
+        try:
+            return verify_token(self.settings.tokens, token)
+        except InvalidToken:
+            if self.settings.legacy_tokens is None:
+                raise
+        # A Mobile Services token of an app installed before the move (AUTH_LEGACY_MASTER_KEY).
+        verified = verify_legacy_token(self.settings.legacy_tokens, token)
+        logger.info("legacy_token_accepted user_id=%s", verified.user_id)
+        return verified
 
     def refresh(self, account: Account) -> Session:
         """Sign a fresh token for an authenticated account."""

@@ -17,6 +17,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.errors import WeakPassword
+from shared.mobile_services import is_legacy_hash, verify_legacy_password
 
 __all__ = [
     "OWASP_MINIMUMS",
@@ -140,8 +141,15 @@ class PasswordHasher:
 
         A hash that is not a valid Argon2 PHC string counts as a wrong password.
         ``OK_NEEDS_REHASH`` means the password is right but the hash was made
-        with other parameters than the current ones.
+        with other parameters than the current ones, or is an imported Mobile
+        Services hash. Those are checked as the Mobile Services script did (the
+        password not normalized), then padded with one Argon2id verification,
+        so that a legacy account takes as long to check as any other.
         """
+        if is_legacy_hash(stored_hash):
+            matched = verify_legacy_password(stored_hash, password)
+            self.verify_nothing(password)
+            return Verification.OK_NEEDS_REHASH if matched else Verification.WRONG
         try:
             self._hasher.verify(stored_hash, normalize_password(password))
         except (VerificationError, InvalidHashError):

@@ -18,10 +18,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from shared.errors import SettingError
+from shared.mobile_services import LegacyTokenSettings
 from shared.passwords import Argon2Parameters, PasswordPolicy
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, appservice_signing_key, zumo_signing_key
 
-__all__ = ["Settings", "StorageSettings", "get_settings", "load_settings", "reset_settings"]
+__all__ = [
+    "Settings",
+    "StorageSettings",
+    "get_settings",
+    "load_settings",
+    "load_storage_settings",
+    "reset_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +38,7 @@ KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 _MAX_PASSWORD_LENGTH_LIMIT = 4096
 _MAX_LIFETIME = timedelta(days=365)
+_MAX_LEGACY_AGE_DAYS = 3650
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,7 @@ class Settings:
     storage: StorageSettings
     password_policy: PasswordPolicy
     argon2: Argon2Parameters
+    legacy_tokens: LegacyTokenSettings | None = None
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -59,13 +69,36 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     token_format = reader.choice("AUTH_TOKEN_FORMAT", TokenFormat, default=TokenFormat.APPSERVICE)
     return Settings(
         tokens=_token_settings(reader, token_format),
-        storage=StorageSettings(
-            connection_string=reader.required("ACCOUNTS_STORAGE_CONNECTION", fallback="AzureWebJobsStorage"),
-            table_name=reader.matching("ACCOUNTS_TABLE", _TABLE_NAME, default="Accounts"),
-        ),
+        storage=_storage_settings(reader),
         password_policy=_password_policy(reader),
         argon2=_argon2_parameters(reader),
+        legacy_tokens=_legacy_token_settings(reader),
     )
+
+
+def load_storage_settings(environ: Mapping[str, str]) -> StorageSettings:
+    """Parse only where accounts are stored (for tools that issue no tokens).
+
+    :raises SettingError: the storage settings are missing or invalid.
+    """
+    return _storage_settings(_Reader(environ))
+
+
+def _storage_settings(reader: _Reader) -> StorageSettings:
+    return StorageSettings(
+        connection_string=reader.required("ACCOUNTS_STORAGE_CONNECTION", fallback="AzureWebJobsStorage"),
+        table_name=reader.matching("ACCOUNTS_TABLE", _TABLE_NAME, default="Accounts"),
+    )
+
+
+def _legacy_token_settings(reader: _Reader) -> LegacyTokenSettings | None:
+    master_key = reader.optional("AUTH_LEGACY_MASTER_KEY")
+    max_age_days = reader.integer("AUTH_LEGACY_MAX_AGE_DAYS", default=30, minimum=1)
+    if max_age_days > _MAX_LEGACY_AGE_DAYS:
+        raise SettingError("AUTH_LEGACY_MAX_AGE_DAYS", f"must be at most {_MAX_LEGACY_AGE_DAYS}")
+    if master_key is None:
+        return None
+    return LegacyTokenSettings.from_master_key(master_key, timedelta(days=max_age_days))
 
 
 def _token_settings(reader: _Reader, token_format: TokenFormat) -> TokenSettings:

@@ -116,14 +116,18 @@ def app_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppEn
 
 
 def http_request(
-    method: str, route: str, body: bytes | dict[str, Any] | list[Any] | None = None, **headers: str
+    method: str,
+    route: str,
+    body: bytes | dict[str, Any] | list[Any] | None = None,
+    *,
+    token: str | None = None,
 ) -> func.HttpRequest:
-    """Build the request the Functions host would hand a function's ``main``."""
+    """Build the request the Functions host would hand a function's ``main`` (``token`` in X-ZUMO-AUTH)."""
     raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
     return func.HttpRequest(
         method=method,
         url=f"http://localhost:7071/api/{route}",
-        headers={"Content-Type": "application/json", **headers},
+        headers={"Content-Type": "application/json"} | ({"X-ZUMO-AUTH": token} if token else {}),
         params={},
         route_params={},
         body=raw,

@@ -20,8 +20,8 @@ from tests.conftest import AppEnvironment, http_request, problem
 PASSWORD = "correct horse battery"
 
 
-def post(function: Any, body: Any, **headers: str) -> func.HttpResponse:
-    response: func.HttpResponse = function.main(http_request("POST", function.__name__, body, **headers))
+def post(function: Any, body: Any) -> func.HttpResponse:
+    response: func.HttpResponse = function.main(http_request("POST", function.__name__, body))
     return response
 
 

@@ -29,6 +29,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from tools.local_settings import apply_local_settings
+
 logger = logging.getLogger("devhost")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -67,12 +69,7 @@ def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> Ho
 
     :returns: what its ``Host`` section says; defaults when the file is missing.
     """
-    target = os.environ if environ is None else environ
-    if not path.exists():
-        return HostConfig()
-    document = json.loads(path.read_text(encoding="utf-8"))
-    for name, value in (document.get("Values") or {}).items():
-        target.setdefault(name, str(value))
+    document = apply_local_settings(path, os.environ if environ is None else environ)
     host = document.get("Host") or {}
     origins = tuple(origin.strip() for origin in str(host.get("CORS", "")).split(",") if origin.strip())
     return HostConfig(

@@ -9,9 +9,24 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def apply_local_settings(path: Path, environ: MutableMapping[str, str]) -> dict[str, Any]:
+    """Copy the ``Values`` of a ``local.settings.json`` into ``environ`` without overriding.
+
+    This is what ``func start`` does. :returns: the whole document (``{}`` if missing).
+    """
+    if not path.exists():
+        return {}
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    for name, value in (document.get("Values") or {}).items():
+        environ.setdefault(name, str(value))
+    return document
 
 
 def create_local_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> bool:
