@@ -18,19 +18,56 @@ from collections.abc import Iterator
 from typing import Any
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceExistsError
+from azure.core.pipeline import PipelineRequest
+from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
 
 from shared.errors import StorageUnavailable
 from shared.settings import StorageSettings
 
-__all__ = ["CLIENT_OPTIONS", "STORAGE_CALL_BUDGET_SECONDS", "storage_errors", "table_client"]
+__all__ = [
+    "CLIENT_OPTIONS",
+    "STORAGE_CALL_BUDGET_SECONDS",
+    "StorageRequestCounter",
+    "storage_errors",
+    "storage_requests",
+    "table_client",
+]
 
 logger = logging.getLogger(__name__)
 # The SDK logs every request URL at INFO; ours carry emails in their keys.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 STORAGE_CALL_BUDGET_SECONDS = 10
+
+
+class StorageRequestCounter:
+    """Counts the HTTP requests this thread sends to Table Storage; each retry counts.
+
+    Installed as the clients' ``raw_request_hook`` (azure-core's custom hook
+    policy, which runs after the retry policy, once per attempt).
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, request: PipelineRequest[HttpRequest]) -> None:
+        self._local.count = self.count + 1
+
+    @property
+    def count(self) -> int:
+        """Requests sent by this thread since the last :meth:`reset`."""
+        count: int = getattr(self._local, "count", 0)
+        return count
+
+    def reset(self) -> None:
+        self._local.count = 0
+
+
+storage_requests = StorageRequestCounter()
+
 CLIENT_OPTIONS: dict[str, Any] = {
+    "raw_request_hook": storage_requests,
     "connection_timeout": 3,
     "read_timeout": 5,
     "retry_total": 2,
