@@ -19,6 +19,9 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: $(VENV)/.dev $(VENV)/.node
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+
 install: $(VENV)/.dev $(VENV)/.node
 
 $(BIN)/python:

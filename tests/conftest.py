@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from shared import accounts, settings, storage
-from tools.azurite import PROJECT_ROOT, Azurite, free_port, wait_for_port
+from tools import devhost
+from tools.azurite import Azurite, free_port
 
 #: Every app setting the code reads; tests clear them all so nothing leaks in from the shell.
 APP_SETTINGS = (
@@ -154,13 +154,10 @@ class LocalHost:
         self.session = requests.Session()
 
     def start(self) -> LocalHost:
-        command = [sys.executable, "-m", "tools.devhost", "--port", str(self.port)]
-        command += ["--settings", str(self.settings_file)]
         env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS} | self.environment
-        self.process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        self.process = devhost.spawn(
+            self.port, self.settings_file, env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        wait_for_port(self.port)
         return self
 
     def stop(self) -> str:

@@ -140,7 +140,7 @@ class TestGateRejects:
     def test_alg_none(self, module_host: LocalHost) -> None:
         user = new_user(module_host)
         claims = jwt.decode(user.token, options={"verify_signature": False})
-        assert_invalid_token(module_host.call("GET", "me", token=jwt.encode(claims, None, algorithm="none")))
+        assert_invalid_token(module_host.call("GET", "me", token=jwt.encode(claims, "", algorithm="none")))
 
     @pytest.mark.parametrize(
         "headers",

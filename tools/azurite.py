@@ -69,6 +69,13 @@ class Azurite:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        """The process id of the running emulator."""
+        if self.process is None:
+            raise RuntimeError("Azurite is not running")
+        return self.process.pid
+
+    @property
     def connection_string(self) -> str:
         return table_connection_string(self.table_port)
 

@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import re
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -148,6 +150,9 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
     """Routes each request to a function, as the Functions host would."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, a keep-alive
+    # client's delayed ACK would hold the second back for ~40 ms.
+    disable_nagle_algorithm = True
     server: DevHost
 
     def do_request(self) -> None:
@@ -277,6 +282,23 @@ def build_host(root: Path, host: str, port: int | None, settings: Path | None = 
     config = load_local_settings(settings or root / "local.settings.json")
     functions = discover_functions(root)
     return DevHost((host, config.port if port is None else port), functions, config)
+
+
+def spawn(port: int, settings: Path, environment: Mapping[str, str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``python -m tools.devhost`` as a child process and wait until it listens."""
+    command = [sys.executable, "-m", "tools.devhost", "--port", str(port), "--settings", str(settings)]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(environment), **popen)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local host exited with status {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise TimeoutError("the local host did not start listening within 30 s")
 
 
 def main(argv: list[str] | None = None) -> None:
