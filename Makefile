@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 run: $(VENV)/.runtime $(VENV)/.node
 	$(BIN)/python -m tools.run
 
-test: $(VENV)/.dev $(VENV)/.node lint
+test: $(VENV)/.dev $(VENV)/.node $(VENV)/.browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
@@ -40,6 +40,16 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 $(VENV)/.node: package.json package-lock.json | $(BIN)/python
 	@command -v npm >/dev/null || { echo "Node.js 18+ with npm is required (for Azurite)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Headless Chromium for the browser test of the Mobile Apps JavaScript client: Debian's package.
+# Where it cannot be installed (no apt, not root), the test says so and skips.
+$(VENV)/.browser: | $(BIN)/python
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+	    >/dev/null 2>&1 || echo "Chromium could not be installed: the browser test will be skipped"; \
+	else echo "Chromium is not installed (needs apt-get as root): the browser test will be skipped"; fi
 	touch $@
 
 clean:

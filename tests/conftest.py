@@ -184,9 +184,11 @@ class LocalHost:
         return self.session.request(method, url, json=body, headers=headers, timeout=60, **kwargs)
 
 
-def start_local_host(folder: Path, environment: dict[str, str]) -> LocalHost:
+def start_local_host(
+    folder: Path, environment: dict[str, str], *, cors: str = "https://app.example"
+) -> LocalHost:
     settings_file = folder / "local.settings.json"
-    settings_file.write_text(json.dumps({"Values": {}, "Host": {"CORS": "https://app.example"}}))
+    settings_file.write_text(json.dumps({"Values": {}, "Host": {"CORS": cors}}))
     return LocalHost(settings_file, environment).start()
 
 
