@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from shared.errors import SettingError
 from shared.mobile_services import LegacyTokenSettings
@@ -43,10 +44,21 @@ _MAX_LEGACY_AGE_DAYS = 3650
 
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
-    """Where accounts are stored."""
+    """Where accounts are stored, and how the service signs in to that storage.
 
-    connection_string: str = field(repr=False)
+    Exactly one of ``endpoint`` (a managed identity through
+    ``DefaultAzureCredential``, the production default) and
+    ``connection_string`` (local development and Azurite) is set.
+    """
+
     table_name: str
+    connection_string: str | None = field(default=None, repr=False)
+    endpoint: str | None = None
+
+    @property
+    def uses_identity(self) -> bool:
+        """Whether the client signs in with an Azure identity rather than an account key."""
+        return self.endpoint is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +97,20 @@ def load_storage_settings(environ: Mapping[str, str]) -> StorageSettings:
 
 
 def _storage_settings(reader: _Reader) -> StorageSettings:
-    return StorageSettings(
-        connection_string=reader.required("ACCOUNTS_STORAGE_CONNECTION", fallback="AzureWebJobsStorage"),
-        table_name=reader.matching("ACCOUNTS_TABLE", _TABLE_NAME, default="Accounts"),
-    )
+    table_name = reader.matching("ACCOUNTS_TABLE", _TABLE_NAME, default="Accounts")
+    endpoint = reader.optional("ACCOUNTS_TABLE_ENDPOINT")
+    if endpoint is not None:
+        parsed = urlsplit(endpoint)
+        local = parsed.hostname in ("localhost", "127.0.0.1")
+        if (
+            parsed.scheme not in ("https", "http")
+            or not parsed.hostname
+            or (parsed.scheme == "http" and not local)
+        ):
+            raise SettingError("ACCOUNTS_TABLE_ENDPOINT", "is not an https:// URL of a Table service")
+        return StorageSettings(table_name=table_name, endpoint=endpoint.rstrip("/"))
+    connection_string = reader.required("ACCOUNTS_STORAGE_CONNECTION", fallback="AzureWebJobsStorage")
+    return StorageSettings(table_name=table_name, connection_string=connection_string)
 
 
 def _legacy_token_settings(reader: _Reader) -> LegacyTokenSettings | None:

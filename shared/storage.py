@@ -29,6 +29,7 @@ __all__ = [
     "CLIENT_OPTIONS",
     "STORAGE_CALL_BUDGET_SECONDS",
     "StorageRequestCounter",
+    "new_table_client",
     "storage_errors",
     "storage_requests",
     "table_client",
@@ -95,13 +96,31 @@ def table_client(settings: StorageSettings) -> TableClient:
     with _lock:
         client = _clients.get(settings)
         if client is None:
-            client = TableClient.from_connection_string(
-                settings.connection_string, settings.table_name, **CLIENT_OPTIONS
-            )
+            client = new_table_client(settings)
             with storage_errors("create table"), contextlib.suppress(ResourceExistsError):
                 client.create_table()
             _clients[settings] = client
     return client
+
+
+def new_table_client(settings: StorageSettings) -> TableClient:
+    """Build a client (no request is sent): by managed identity when an endpoint is set.
+
+    With ``ACCOUNTS_TABLE_ENDPOINT``, ``DefaultAzureCredential`` signs in: the
+    app's managed identity on Azure (``AZURE_CLIENT_ID`` picks a user-assigned
+    one), a developer's Azure CLI login locally.
+    """
+    if settings.endpoint is not None:
+        # Imported only here: azure-identity is not needed with a connection string.
+        from azure.identity import DefaultAzureCredential  # noqa: PLC0415
+
+        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        return TableClient(settings.endpoint, settings.table_name, credential=credential, **CLIENT_OPTIONS)
+    if settings.connection_string is None:
+        raise ValueError("storage settings name neither an endpoint nor a connection string")
+    return TableClient.from_connection_string(
+        settings.connection_string, settings.table_name, **CLIENT_OPTIONS
+    )
 
 
 @contextlib.contextmanager
