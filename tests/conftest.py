@@ -155,9 +155,12 @@ class LocalHost:
 
     def start(self) -> LocalHost:
         env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS} | self.environment
-        self.process = devhost.spawn(
-            self.port, self.settings_file, env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        # The log goes to a file: a pipe read only at the end fills up and blocks the host.
+        self.log_path = self.settings_file.with_name("host.log")
+        with self.log_path.open("wb") as log:
+            self.process = devhost.spawn(
+                self.port, self.settings_file, env, stdout=subprocess.DEVNULL, stderr=log
+            )
         return self
 
     def stop(self) -> str:
@@ -166,9 +169,9 @@ class LocalHost:
         if self.process is None:
             return ""
         self.process.terminate()
-        _, logged = self.process.communicate(timeout=10)
+        self.process.wait(timeout=10)
         self.process = None
-        return logged.decode("utf-8", "replace")
+        return self.log_path.read_text("utf-8", "replace")
 
     def post(self, route: str, body: Any = None, **kwargs: Any) -> requests.Response:
         return self.call("POST", route, body, **kwargs)

@@ -161,8 +161,12 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info("%s %s -> %s (%.1f ms)", self.command, urlsplit(self.path).path, status, elapsed_ms)
 
-    # The base class dispatches to do_<METHOD>; every method is routed the same way.
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_request  # noqa: N815
+    def __getattr__(self, name: str) -> Any:
+        # The base class dispatches to do_<METHOD> and answers 501 where there is none; like the
+        # Functions host, route every method, so that one no function takes gets 404.
+        if name.startswith("do_"):
+            return self.do_request
+        raise AttributeError(name)
 
     def _serve(self) -> int:
         url = urlsplit(self.path)
