@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.errors import ConflictError, EmailTaken, InvalidRequest
+from shared.events import log_event
 from shared.mobile_services import is_legacy_hash
 from shared.settings import StorageSettings
 from shared.storage import storage_errors, table_client
@@ -59,8 +59,6 @@ __all__ = [
     "partition_for_email",
     "partition_for_user_id",
 ]
-
-logger = logging.getLogger(__name__)
 
 USER_ID_PREFIX = "custom:"
 LEGACY_USER_ID_PREFIX = "Custom:"
@@ -259,7 +257,7 @@ class AccountStore:
         try:
             self._update_both(account, None, {"SessionVersion": new_version}, "revoke sessions")
         except ConflictError:
-            logger.info("revoke_sessions lost a race user_id=%s; already revoked", account.user_id)
+            log_event("logged_out", user_id=account.user_id, race="lost; another change revoked first")
 
     def change_password(self, account: Account, credentials: Credentials, password_hash: str) -> int:
         """Store a new hash and revoke every earlier token, if neither row changed since read.

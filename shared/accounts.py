@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from shared.account_store import Account, AccountStore, Credentials
 from shared.emails import normalize_email
 from shared.errors import InvalidCredentials, InvalidToken
+from shared.events import log_event
 from shared.mobile_services import is_legacy_hash, verify_legacy_token
 from shared.passwords import PasswordHasher, Verification, check_password_policy, password_length
 from shared.settings import Settings, get_settings
 from shared.tokens import IssuedToken, VerifiedToken, issue_token, verify_token
 
 __all__ = ["AccountService", "Session", "account_service", "reset_services"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +56,7 @@ class AccountService:
         normalized = normalize_email(email)
         check_password_policy(self.settings.password_policy, password)
         account = self.store.create(normalized, self.hasher.hash(password))
-        logger.info("registered user_id=%s", account.user_id)
+        log_event("registered", user_id=account.user_id)
         return self._session(account.user_id, account.email, account.session_version)
 
     def log_in(self, email: str, password: str) -> Session:
@@ -74,24 +73,22 @@ class AccountService:
         normalized = normalize_email(email)
         if password_length(password) > self.settings.password_policy.max_length:
             # Longer than any stored password can be: refuse before hashing, for any account.
-            logger.info("login_failed reason=password_too_long")
+            log_event("login_failed", logging.WARNING, reason="password_too_long")
             raise InvalidCredentials()
         credentials = self.store.credentials(normalized)
         if credentials is None:
             self.hasher.verify_nothing(password)
-            logger.info("login_failed reason=unknown_account")
+            log_event("login_failed", logging.WARNING, reason="unknown_account")
             raise InvalidCredentials()
         verification = self.hasher.verify(credentials.password_hash, password)
         if verification is Verification.WRONG:
-            logger.info("login_failed reason=wrong_password user_id=%s", credentials.user_id)
+            log_event("login_failed", logging.WARNING, reason="wrong_password", user_id=credentials.user_id)
             raise InvalidCredentials()
         if verification is Verification.OK_NEEDS_REHASH:
             upgraded = self.store.replace_password_hash(credentials, self.hasher.hash(password))
             previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
-            logger.info(
-                "password_rehashed user_id=%s from=%s stored=%s", credentials.user_id, previous, upgraded
-            )
-        logger.info("login_succeeded user_id=%s", credentials.user_id)
+            log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=upgraded)
+        log_event("login_succeeded", user_id=credentials.user_id)
         return self._session(credentials.user_id, credentials.email, credentials.session_version)
 
     def authenticate(self, token: str | None) -> Account:
@@ -122,18 +119,18 @@ class AccountService:
                 raise
         # A Mobile Services token of an app installed before the move (AUTH_LEGACY_MASTER_KEY).
         verified = verify_legacy_token(self.settings.legacy_tokens, token)
-        logger.info("legacy_token_accepted user_id=%s", verified.user_id)
+        log_event("legacy_token_accepted", user_id=verified.user_id)
         return verified
 
     def refresh(self, account: Account) -> Session:
         """Sign a fresh token for an authenticated account."""
-        logger.info("token_refreshed user_id=%s", account.user_id)
+        log_event("token_refreshed", user_id=account.user_id)
         return self._session(account.user_id, account.email, account.session_version)
 
     def log_out(self, account: Account) -> None:
         """Revoke every token of the account issued so far."""
         self.store.revoke_sessions(account)
-        logger.info("logged_out user_id=%s", account.user_id)
+        log_event("logged_out", user_id=account.user_id)
 
     def change_password(self, account: Account, current_password: str, new_password: str) -> Session:
         """Replace the password, revoke every earlier token, and sign a fresh one.
@@ -145,7 +142,7 @@ class AccountService:
         credentials = self._check_password(account, current_password)
         check_password_policy(self.settings.password_policy, new_password)
         version = self.store.change_password(account, credentials, self.hasher.hash(new_password))
-        logger.info("password_changed user_id=%s", account.user_id)
+        log_event("password_changed", user_id=account.user_id)
         return self._session(account.user_id, account.email, version)
 
     def delete_account(self, account: Account, password: str) -> None:
@@ -156,13 +153,13 @@ class AccountService:
         """
         credentials = self._check_password(account, password)
         self.store.delete(account, credentials)
-        logger.info("account_deleted user_id=%s", account.user_id)
+        log_event("account_deleted", user_id=account.user_id)
 
     def _check_password(self, account: Account, password: str) -> Credentials:
         credentials = self.store.credentials(account.email)
         too_long = password_length(password) > self.settings.password_policy.max_length
         if credentials is None or too_long or not self.hasher.verify(credentials.password_hash, password).ok:
-            logger.info("password_check_failed user_id=%s", account.user_id)
+            log_event("password_check_failed", logging.WARNING, user_id=account.user_id)
             raise InvalidCredentials()
         return credentials
 

@@ -8,18 +8,26 @@ Nothing else reaches the client: unexpected exceptions become a bare 500
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import azure.functions as func
 
 from shared.account_store import Account
 from shared.accounts import Session
-from shared.errors import InvalidRequest, PayloadTooLarge, ServiceError, SettingError, StorageUnavailable
+from shared.errors import (
+    InvalidCredentials,
+    InvalidRequest,
+    InvalidToken,
+    PayloadTooLarge,
+    ServiceError,
+    SettingError,
+    StorageUnavailable,
+)
+from shared.events import end_invocation, invocation, log_event
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -34,8 +42,6 @@ __all__ = [
     "string_field",
 ]
 
-logger = logging.getLogger(__name__)
-
 MAX_BODY_BYTES = 16 * 1024
 PROBLEM_TYPE_PREFIX = "urn:mobile-auth:problem:"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -43,21 +49,35 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
-def handles_problems(handler: Handler) -> Handler:
-    """Wrap a function's ``main`` so every error leaves as a problem response."""
+class Entry(Protocol):
+    """A function's ``main``: the request, and the invocation context the worker passes."""
 
-    @functools.wraps(handler)
-    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+    def __call__(self, req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse: ...
+
+
+def handles_problems(handler: Handler) -> Entry:
+    """Wrap a function's ``main`` so every error leaves as a problem response.
+
+    The wrapper takes the Functions ``context`` (the worker passes it because
+    the signature names it) and tags every event of the invocation with its id.
+    """
+
+    def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
+        token = invocation(context.invocation_id if context is not None else None)
         try:
             return handler(req)
         except ServiceError as error:
             _log_problem(error)
             return problem_response(error)
-        except Exception:
-            logger.exception("Unexpected error")
+        except Exception:  # noqa: BLE001 - the boundary: a bug becomes a bare 500, its traceback logged
+            log_event("internal_error", logging.ERROR, exc_info=True)
             return problem_response(ServiceError())
+        finally:
+            end_invocation(token)
 
-    return wrapper
+    main.__doc__ = handler.__doc__
+    main.__module__ = handler.__module__
+    return main
 
 
 def problem_response(error: ServiceError) -> func.HttpResponse:
@@ -165,10 +185,14 @@ def _iso(instant: datetime) -> str:
 
 def _log_problem(error: ServiceError) -> None:
     if isinstance(error, SettingError):
-        logger.error("server_misconfigured: %s", error)
+        log_event("server_misconfigured", logging.ERROR, setting=error.setting, problem=error.problem)
     elif isinstance(error, StorageUnavailable):
-        logger.warning("storage_unavailable")
+        log_event("storage_unavailable", logging.WARNING)
+    elif isinstance(error, InvalidToken):
+        log_event("token_rejected", logging.WARNING, reason=error.reason)
+    elif isinstance(error, InvalidCredentials):
+        pass  # the service logged login_failed or password_check_failed, with the reason
     elif error.status >= 500:
-        logger.error("%s", error.code)
+        log_event("internal_error", logging.ERROR, code=error.code)
     else:
-        logger.info("request_refused code=%s status=%s", error.code, error.status)
+        log_event("request_refused", code=error.code, status=error.status)

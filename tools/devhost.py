@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -21,7 +22,9 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,15 +43,59 @@ MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's own limit
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 
 
+class InvocationContext(func.Context):
+    """What the Python worker passes as ``context``: the invocation id and the function."""
+
+    def __init__(self, function_name: str, function_directory: str) -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+        self._function_directory = function_directory
+        self._local = threading.local()
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return self._function_directory
+
+    @property
+    def thread_local_storage(self) -> Any:
+        return self._local
+
+    @property
+    def trace_context(self) -> Any:
+        return None
+
+    @property
+    def retry_context(self) -> Any:
+        return None
+
+
 @dataclass(frozen=True)
 class HttpFunction:
     """One HTTP-triggered function folder, ready to be called."""
 
     name: str
+    folder: Path
     pattern: re.Pattern[str]
     methods: frozenset[str]
     parameter: str
     main: Callable[..., Any]
+    takes_context: bool
+
+    def call(self, request: func.HttpRequest) -> tuple[str, Any]:
+        """Call ``main`` as the worker would; return the invocation id and what it returned."""
+        arguments: dict[str, Any] = {self.parameter: request}
+        context = InvocationContext(self.name, str(self.folder))
+        if self.takes_context:
+            arguments["context"] = context
+        return context.invocation_id, self.main(**arguments)
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path)
@@ -121,10 +168,12 @@ def discover_functions(root: Path) -> list[HttpFunction]:
         functions.append(
             HttpFunction(
                 name=folder.name,
+                folder=folder,
                 pattern=route_pattern(prefix, trigger.get("route") or folder.name),
                 methods=methods,
                 parameter=trigger.get("name", "req"),
                 main=main,
+                takes_context="context" in inspect.signature(main).parameters,
             )
         )
     return functions
@@ -157,9 +206,18 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
 
     def do_request(self) -> None:
         started = time.perf_counter()
+        self.invocation_id = "-"
         status = self._serve()
         elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.info("%s %s -> %s (%.1f ms)", self.command, urlsplit(self.path).path, status, elapsed_ms)
+        path = urlsplit(self.path).path
+        logger.info(
+            "%s %s -> %s (%.1f ms) invocation_id=%s",
+            self.command,
+            path,
+            status,
+            elapsed_ms,
+            self.invocation_id,
+        )
 
     def __getattr__(self, name: str) -> Any:
         # The base class dispatches to do_<METHOD> and answers 501 where there is none; like the
@@ -196,7 +254,8 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
 
     def _invoke(self, function: HttpFunction, request: func.HttpRequest, origin: str | None) -> int:
         try:
-            response = function.main(**{function.parameter: request})
+            invocation_id, response = function.call(request)
+            self.invocation_id = invocation_id
             if not isinstance(response, func.HttpResponse):
                 raise TypeError(f"{function.name} returned {type(response).__name__}, not HttpResponse")
         except Exception:

@@ -1,0 +1,63 @@
+"""Structured log lines: one stable event name per outcome, with the invocation id.
+
+Every outcome is logged as ``event=<name> invocation_id=<id> key=value ...``, so a
+query can select by event and parse the fields (README has a Kusto query for
+Application Insights). Fields carry ids, codes and reasons: never passwords,
+hashes, tokens or keys.
+
+========================  =======  ============================================
+event                     level    when
+========================  =======  ============================================
+registered                INFO     an account was created
+login_succeeded           INFO     a password was right
+login_failed              WARNING  unknown email, wrong or overlong password
+password_rehashed         INFO     a login upgraded an outdated or legacy hash
+token_refreshed           INFO     /api/refresh signed a fresh token
+logged_out                INFO     every earlier token of an account was revoked
+password_changed          INFO     a password was changed
+password_check_failed     WARNING  a wrong current password on password/delete
+account_deleted           INFO     an account was deleted
+legacy_token_accepted     INFO     a Mobile Services token passed the gate
+token_rejected            WARNING  the gate refused a token (``reason``)
+request_refused           INFO     another 4xx (``code``)
+storage_unavailable       WARNING  Table Storage could not be reached (503)
+server_misconfigured      ERROR    an app setting is missing or invalid
+internal_error            ERROR    a bug (with the traceback, server side only)
+========================  =======  ============================================
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+
+__all__ = ["current_invocation_id", "invocation", "log_event"]
+
+logger = logging.getLogger("shared.events")
+
+_invocation_id: contextvars.ContextVar[str] = contextvars.ContextVar("invocation_id", default="-")
+
+
+def invocation(invocation_id: str | None) -> contextvars.Token[str]:
+    """Mark the events that follow, in this thread, as belonging to one invocation."""
+    return _invocation_id.set(invocation_id or uuid.uuid4().hex)
+
+
+def end_invocation(token: contextvars.Token[str]) -> None:
+    _invocation_id.reset(token)
+
+
+def current_invocation_id() -> str:
+    return _invocation_id.get()
+
+
+def log_event(name: str, level: int = logging.INFO, *, exc_info: bool = False, **fields: object) -> None:
+    """Log one outcome. Values with spaces are quoted; ``None`` values are left out."""
+    parts = [f"event={name}", f"invocation_id={_invocation_id.get()}"]
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = str(value)
+        parts.append(f'{key}="{text}"' if " " in text or not text else f"{key}={text}")
+    logger.log(level, " ".join(parts), exc_info=exc_info)
