@@ -16,6 +16,12 @@ digits + 22 random URL-safe characters, so both rows are found by a point read:
 login by email, everything else by user id. Inserting the login row fails when
 the email exists, which makes uniqueness atomic without check-then-insert.
 
+The login row also keeps the email's failed-login record (``FailedLogins``,
+``LockedUntil``, ``FailureWindowStart``, ``FailureWindowCount``). An email with
+no account that fails to log in gets a login row holding only that record (a
+placeholder), so that lockout treats known and unknown emails alike; a
+registration claims the placeholder with an ETag-guarded transaction.
+
 ``SessionVersion`` is on both rows, so that login (login row) can put it in a
 token and the gate (account row) can check it, each with one read. Every change
 of it writes both rows in one transaction, each guarded by its ETag.
@@ -31,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -45,6 +52,7 @@ from shared.events import log_event
 from shared.mobile_services import is_legacy_hash
 from shared.settings import StorageSettings
 from shared.storage import storage_errors, table_client
+from shared.throttling import LoginThrottle
 
 __all__ = [
     "LEGACY_USER_ID_PREFIX",
@@ -52,6 +60,7 @@ __all__ = [
     "AccountStore",
     "Credentials",
     "ImportOutcome",
+    "LoginRecord",
     "alias_keys",
     "email_row_key",
     "encode_key",
@@ -81,6 +90,16 @@ class Credentials:
     password_hash: str
     session_version: int
     etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRecord:
+    """What a login attempt reads: the credentials (if an account exists) and the failure record."""
+
+    email: str
+    credentials: Credentials | None
+    throttle: LoginThrottle
+    etag: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,27 +204,65 @@ class AccountStore:
             "CreatedAt": account.created_at,
             "SessionVersion": 0,
         }
-        with storage_errors("create account"):
-            try:
-                results = self._table().submit_transaction([("create", login_row), ("create", account_row)])
-            except TableTransactionError as error:
-                if error.status_code == 409:
-                    raise EmailTaken() from None
-                raise
+        results = self._create_or_claim(login_row, account_row, "create account")
+        if results is None:
+            raise EmailTaken()
         return dataclasses.replace(account, etag=results[1]["etag"])
 
     def credentials(self, email: str) -> Credentials | None:
         """Return the login row of a normalized ``email``, or ``None`` if there is no account."""
+        return self.login_record(email).credentials
+
+    def login_record(self, email: str) -> LoginRecord:
+        """Read the login row of a normalized ``email``: one point read, account or not."""
         entity = self._get(partition_for_email(email), email_row_key(email), "read credentials")
         if entity is None:
-            return None
-        return Credentials(
-            user_id=entity["UserId"],
-            email=entity["Email"],
-            password_hash=entity["PasswordHash"],
-            session_version=entity.get("SessionVersion", 0),
-            etag=entity.metadata["etag"],
+            return LoginRecord(email, None, LoginThrottle(), None)
+        etag = entity.metadata["etag"]
+        credentials = None
+        if "UserId" in entity:
+            credentials = Credentials(
+                user_id=entity["UserId"],
+                email=entity["Email"],
+                password_hash=entity["PasswordHash"],
+                session_version=entity.get("SessionVersion", 0),
+                etag=etag,
+            )
+        throttle = LoginThrottle(
+            consecutive_failures=entity.get("FailedLogins", 0),
+            locked_until=_instant(entity.get("LockedUntil")),
+            window_start=_instant(entity.get("FailureWindowStart")),
+            window_failures=entity.get("FailureWindowCount", 0),
         )
+        return LoginRecord(email, credentials, throttle, etag)
+
+    def update_login(
+        self, record: LoginRecord, *, throttle: LoginThrottle, password_hash: str | None = None
+    ) -> bool:
+        """Store a new failure record (and hash) for ``record``'s email if its row is unchanged since read.
+
+        Creates a placeholder row for an email without one. :returns: ``False``
+        when another request wrote the row first (nothing written; read again).
+        """
+        entity: dict[str, Any] = {
+            "PartitionKey": partition_for_email(record.email),
+            "RowKey": email_row_key(record.email),
+            "FailedLogins": throttle.consecutive_failures,
+            "LockedUntil": throttle.locked_until or _NEVER,
+            "FailureWindowStart": throttle.window_start or _NEVER,
+            "FailureWindowCount": throttle.window_failures,
+        }
+        if password_hash is not None:
+            entity["PasswordHash"] = password_hash
+        with storage_errors("update login"):
+            try:
+                if record.etag is None:
+                    self._table().create_entity(entity)
+                else:
+                    self._table().update_entity(entity, mode=UpdateMode.MERGE, **_unchanged(record.etag))
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                return False
+        return True
 
     def account(self, user_id: str) -> Account | None:
         """Return the account of ``user_id``, or ``None`` if there is none."""
@@ -223,28 +280,6 @@ class AccountStore:
             session_version=entity.get("SessionVersion", 0),
             etag=entity.metadata["etag"],
         )
-
-    def replace_password_hash(self, credentials: Credentials, password_hash: str) -> bool:
-        """Store a new hash if the login row is unchanged since ``credentials`` was read.
-
-        :returns: ``False`` when another request changed the row first (nothing written).
-        """
-        entity = {
-            "PartitionKey": partition_for_email(credentials.email),
-            "RowKey": email_row_key(credentials.email),
-            "PasswordHash": password_hash,
-        }
-        with storage_errors("replace password hash"):
-            try:
-                self._table().update_entity(
-                    entity,
-                    mode=UpdateMode.MERGE,
-                    etag=credentials.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except (ResourceModifiedError, ResourceNotFoundError):
-                return False
-        return True
 
     def revoke_sessions(self, account: Account) -> None:
         """Make every token issued so far for ``account`` invalid.
@@ -305,14 +340,8 @@ class AccountStore:
         if not self._claim_alias(user_id, email):
             return ImportOutcome.USER_ID_TAKEN
         login_row, account_row = self._legacy_rows(user_id, email, stored_hash, created_at)
-        with storage_errors("import account"):
-            try:
-                self._table().submit_transaction([("create", login_row), ("create", account_row)])
-            except TableTransactionError as error:
-                if error.status_code != 409:
-                    raise
-            else:
-                return ImportOutcome.IMPORTED
+        if self._create_or_claim(login_row, account_row, "import account") is not None:
+            return ImportOutcome.IMPORTED
         existing = self.credentials(email)
         if existing is not None and existing.user_id == user_id:
             return ImportOutcome.ALREADY_IMPORTED
@@ -328,6 +357,7 @@ class AccountStore:
             return {
                 str(entity["Email"]): str(entity["UserId"])
                 for entity in self._table().query_entities(query, select=["Email", "UserId"])
+                if entity.get("UserId")  # not a placeholder holding only a failure record
             }
 
     def existing_aliases(self, alias_partition: str) -> dict[str, str]:
@@ -371,9 +401,36 @@ class AccountStore:
         total = legacy = 0
         with storage_errors("count hashes"):
             for entity in self._table().query_entities(query, select=["PasswordHash"]):
-                total += 1
-                legacy += is_legacy_hash(str(entity.get("PasswordHash", "")))
+                if entity.get("PasswordHash"):  # not a placeholder holding only a failure record
+                    total += 1
+                    legacy += is_legacy_hash(str(entity["PasswordHash"]))
         return total, legacy
+
+    def _create_or_claim(
+        self, login_row: dict[str, Any], account_row: dict[str, Any], operation: str
+    ) -> list[Mapping[str, Any]] | None:
+        """Insert both rows of a new account, taking over a placeholder login row if one exists.
+
+        :returns: the transaction's results, or ``None`` if the email has an account.
+        """
+        with storage_errors(operation):
+            try:
+                return self._table().submit_transaction([("create", login_row), ("create", account_row)])
+            except TableTransactionError as error:
+                if error.status_code != 409:
+                    raise
+            placeholder = self._get(login_row["PartitionKey"], login_row["RowKey"], operation)
+            if placeholder is None or "UserId" in placeholder:
+                return None
+            claim = {"mode": UpdateMode.REPLACE, **_unchanged(placeholder.metadata["etag"])}
+            try:
+                return self._table().submit_transaction(
+                    [("update", login_row, claim), ("create", account_row)]
+                )
+            except TableTransactionError as error:
+                if error.status_code in (409, 412):
+                    return None  # another registration claimed it first
+                raise
 
     def _legacy_rows(
         self, user_id: str, email: str, stored_hash: str, created_at: datetime
@@ -475,6 +532,14 @@ class AccountStore:
 
     def _table(self) -> TableClient:
         return table_client(self._settings)
+
+
+#: Stored for "no such instant": a merge cannot remove a property, so a lock is cleared by this.
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _instant(value: datetime | None) -> datetime | None:
+    return None if value is None or value <= _NEVER else value
 
 
 def _unchanged(etag: str) -> dict[str, Any]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NoReturn
 
-from shared.account_store import Account, AccountStore, Credentials
+from shared.account_store import Account, AccountStore, Credentials, LoginRecord
 from shared.emails import normalize_email
-from shared.errors import InvalidCredentials, InvalidToken
+from shared.errors import InvalidCredentials, InvalidToken, TooManyAttempts
 from shared.events import log_event
 from shared.mobile_services import is_legacy_hash, verify_legacy_token
 from shared.passwords import PasswordHasher, Verification, check_password_policy, password_length
@@ -63,33 +66,58 @@ class AccountService:
         """Check an email and password and sign a token.
 
         Unknown email and wrong password raise the same error after the same
-        amount of hashing work. A right password whose hash has outdated
-        parameters is re-hashed in the same request (guarded by the row's ETag).
+        work (one read, one Argon2id verification, one write of the failure
+        record). An email whose failure record says it is locked out is
+        refused before any hashing, whether or not it has an account. A right
+        password whose hash has outdated parameters is re-hashed in the same
+        request (guarded by the row's ETag).
 
         :raises InvalidRequest: the email is not valid.
+        :raises TooManyAttempts: too many recent failures for this email.
         :raises InvalidCredentials: unknown email or wrong password.
         :raises StorageUnavailable: storage could not be reached.
         """
         normalized = normalize_email(email)
+        now = datetime.now(UTC)
+        record = self.store.login_record(normalized)
+        refused_until = record.throttle.refused_until(self.settings.lockout, now)
+        if refused_until is not None:
+            wait = math.ceil((refused_until - now).total_seconds())
+            log_event("throttled", logging.WARNING, reason="account_locked", retry_after=wait)
+            raise TooManyAttempts(wait)
+        credentials = record.credentials
         if password_length(password) > self.settings.password_policy.max_length:
-            # Longer than any stored password can be: refuse before hashing, for any account.
-            log_event("login_failed", logging.WARNING, reason="password_too_long")
-            raise InvalidCredentials()
-        credentials = self.store.credentials(normalized)
+            # Longer than any stored password can be: refused without hashing, for any email.
+            self._fail(record, now, "password_too_long", credentials)
         if credentials is None:
             self.hasher.verify_nothing(password)
-            log_event("login_failed", logging.WARNING, reason="unknown_account")
-            raise InvalidCredentials()
+            self._fail(record, now, "unknown_account", None)
         verification = self.hasher.verify(credentials.password_hash, password)
         if verification is Verification.WRONG:
-            log_event("login_failed", logging.WARNING, reason="wrong_password", user_id=credentials.user_id)
-            raise InvalidCredentials()
-        if verification is Verification.OK_NEEDS_REHASH:
-            upgraded = self.store.replace_password_hash(credentials, self.hasher.hash(password))
-            previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
-            log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=upgraded)
+            self._fail(record, now, "wrong_password", credentials)
+        new_hash = self.hasher.hash(password) if verification is Verification.OK_NEEDS_REHASH else None
+        if new_hash is not None or not record.throttle.is_clear:
+            stored = self.store.update_login(
+                record, password_hash=new_hash, throttle=record.throttle.after_success()
+            )
+            if new_hash is not None:
+                previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
+                log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
         log_event("login_succeeded", user_id=credentials.user_id)
         return self._session(credentials.user_id, credentials.email, credentials.session_version)
+
+    def _fail(
+        self, record: LoginRecord, now: datetime, reason: str, credentials: Credentials | None
+    ) -> NoReturn:
+        """Count one evaluated failure against the email (no lost increments), then refuse."""
+        policy = self.settings.lockout
+        for _ in range(3 if policy.enabled else 0):
+            if self.store.update_login(record, throttle=record.throttle.after_failure(policy, now)):
+                break
+            record = self.store.login_record(record.email)  # another attempt wrote first: count on top of it
+        user_id = credentials.user_id if credentials else None
+        log_event("login_failed", logging.WARNING, reason=reason, user_id=user_id)
+        raise InvalidCredentials()
 
     def authenticate(self, token: str | None) -> Account:
         """Return the account a request's token stands for.

@@ -21,6 +21,7 @@ __all__ = [
     "ServiceError",
     "SettingError",
     "StorageUnavailable",
+    "TooManyAttempts",
     "WeakPassword",
 ]
 
@@ -92,6 +93,21 @@ class InvalidToken(ServiceError):
 
     def response_headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class TooManyAttempts(ServiceError):
+    """Login attempts on this account are refused for a while (lockout or rate limit)."""
+
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many attempts; try again later"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__()
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class ConflictError(ServiceError):

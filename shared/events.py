@@ -11,6 +11,7 @@ event                     level    when
 registered                INFO     an account was created
 login_succeeded           INFO     a password was right
 login_failed              WARNING  unknown email, wrong or overlong password
+throttled                 WARNING  a login refused for too many failures (429)
 password_rehashed         INFO     a login upgraded an outdated or legacy hash
 token_refreshed           INFO     /api/refresh signed a fresh token
 logged_out                INFO     every earlier token of an account was revoked

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from shared.errors import SettingError
 from shared.mobile_services import LegacyTokenSettings
 from shared.passwords import Argon2Parameters, PasswordPolicy
+from shared.throttling import LockoutPolicy
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, appservice_signing_key, zumo_signing_key
 
 __all__ = [
@@ -70,6 +71,7 @@ class Settings:
     password_policy: PasswordPolicy
     argon2: Argon2Parameters
     legacy_tokens: LegacyTokenSettings | None = None
+    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -85,6 +87,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         password_policy=_password_policy(reader),
         argon2=_argon2_parameters(reader),
         legacy_tokens=_legacy_token_settings(reader),
+        lockout=_lockout_policy(reader),
+    )
+
+
+def _lockout_policy(reader: _Reader) -> LockoutPolicy:
+    base = reader.integer("AUTH_LOCKOUT_BASE_SECONDS", default=1, minimum=1)
+    maximum = reader.integer("AUTH_LOCKOUT_MAX_SECONDS", default=900, minimum=base)
+    return LockoutPolicy(
+        threshold=reader.integer("AUTH_LOCKOUT_THRESHOLD", default=5, minimum=0),
+        base=timedelta(seconds=base),
+        maximum=timedelta(seconds=maximum),
     )
 
 

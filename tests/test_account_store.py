@@ -112,9 +112,10 @@ class TestPasswordHashUpdate:
 
     def test_update_with_fresh_etag(self, store: AccountStore) -> None:
         store.create("fay@example.com", HASH)
-        credentials = store.credentials("fay@example.com")
+        record = store.login_record("fay@example.com")
+        credentials = record.credentials
         assert credentials is not None
-        assert store.replace_password_hash(credentials, "$argon2id$new")
+        assert store.update_login(record, throttle=record.throttle, password_hash="$argon2id$new")
         updated = store.credentials("fay@example.com")
         assert updated is not None
         assert updated.password_hash == "$argon2id$new"
@@ -123,10 +124,9 @@ class TestPasswordHashUpdate:
     def test_stale_etag_writes_nothing(self, store: AccountStore) -> None:
         """Two writers from one read: the second loses and does not overwrite the first."""
         store.create("gil@example.com", HASH)
-        read = store.credentials("gil@example.com")
-        assert read is not None
-        assert store.replace_password_hash(read, "$argon2id$first")
-        assert not store.replace_password_hash(read, "$argon2id$second")
+        read = store.login_record("gil@example.com")
+        assert store.update_login(read, throttle=read.throttle, password_hash="$argon2id$first")
+        assert not store.update_login(read, throttle=read.throttle, password_hash="$argon2id$second")
         final = store.credentials("gil@example.com")
         assert final is not None
         assert final.password_hash == "$argon2id$first"
@@ -164,9 +164,12 @@ class TestSessionState:
     def test_rehash_racing_a_password_change_loses(self, store: AccountStore) -> None:
         """A login's re-hash read before a password change must not restore the old password."""
         store.create("kurt@example.com", HASH)
+        record = store.login_record("kurt@example.com")
         account, credentials = read_both(store, "kurt@example.com")
         store.change_password(account, credentials, "$argon2id$changed")
-        assert not store.replace_password_hash(credentials, "$argon2id$rehashed-old-password")
+        assert not store.update_login(
+            record, throttle=record.throttle, password_hash="$argon2id$rehashed-old"
+        )
         assert read_both(store, "kurt@example.com")[1].password_hash == "$argon2id$changed"
 
     def test_stale_delete_is_a_conflict(self, store: AccountStore) -> None:
