@@ -30,7 +30,20 @@ tricky_emails = st.one_of(
     st.text(max_size=80),
     st.builds(
         "{}{}@{}.example".format,
-        st.sampled_from(["a/b", "a\\b", "a#b", "a?b", "a%2Fb", "a\u0000b", "a\nb", "\u00dcn\u00ef", "U\u0308ni\u0308", "x" * 70]),
+        st.sampled_from(
+            [
+                "a/b",
+                "a\\b",
+                "a#b",
+                "a?b",
+                "a%2Fb",
+                "a\u0000b",
+                "a\nb",
+                "\u00dcn\u00ef",
+                "U\u0308ni\u0308",
+                "x" * 70,
+            ]
+        ),
         st.text(alphabet="abc./#?", max_size=5),
         st.sampled_from(["mail", "MAIL", "xn--bcher-kva", "bücher"]),
     ),
