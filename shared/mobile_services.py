@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import jwt
 
 from shared.errors import InvalidToken
 from shared.tokens import ALGORITHM, MAX_TOKEN_LENGTH, ZUMO_ISSUER, VerifiedToken, zumo_signing_key
@@ -110,16 +109,21 @@ class LegacyTokenSettings:
         return cls(key=zumo_signing_key(master_key), max_age=max_age)
 
 
-class _MobileServicesJWS(jwt.PyJWS):
-    """PyJWS that also accepts the integer ``kid: 0`` of the copied script's tokens."""
+@functools.cache
+def _mobile_services_jws() -> Any:
+    """A PyJWS that also accepts the integer ``kid: 0`` of the copied script's tokens.
 
-    def _validate_kid(self, kid: Any) -> None:
-        if type(kid) is int and kid == 0:
-            return
-        super()._validate_kid(kid)
+    Built on first use, like every PyJWT import here (see ``shared.tokens``).
+    """
+    import jwt  # noqa: PLC0415 - kept out of cold-start imports
 
+    class MobileServicesJWS(jwt.PyJWS):
+        def _validate_kid(self, kid: Any) -> None:
+            if type(kid) is int and kid == 0:
+                return
+            super()._validate_kid(kid)
 
-_jws = _MobileServicesJWS(algorithms=[ALGORITHM])
+    return MobileServicesJWS(algorithms=[ALGORITHM])
 
 
 def verify_legacy_token(
@@ -137,8 +141,10 @@ def verify_legacy_token(
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("legacy: token too long")
+    import jwt  # noqa: PLC0415 - already imported by _mobile_services_jws; kept out of cold start
+
     try:
-        decoded = _jws.decode_complete(token, settings.key, algorithms=[ALGORITHM])
+        decoded = _mobile_services_jws().decode_complete(token, settings.key, algorithms=[ALGORITHM])
     except jwt.PyJWTError as error:
         raise InvalidToken(f"legacy: {type(error).__name__}") from None
     header = decoded["header"]

@@ -26,11 +26,12 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidToken
+
+if TYPE_CHECKING:
+    import jwt
 
 __all__ = [
     "ALGORITHM",
@@ -164,7 +165,8 @@ def issue_token(
         headers = {"kid": key_id(key)}
     if session_version is not None:
         payload[SESSION_VERSION_CLAIM] = session_version
-    token = jwt.encode(
+    pyjwt = _pyjwt()
+    token = pyjwt.encode(
         payload,
         key,
         algorithm=ALGORITHM,
@@ -188,16 +190,17 @@ def verify_token(settings: TokenSettings, token: str) -> VerifiedToken:
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token too long")
+    pyjwt = _pyjwt()
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as error:
+        header = pyjwt.get_unverified_header(token)
+    except pyjwt.PyJWTError as error:
         raise InvalidToken(f"malformed token: {type(error).__name__}") from None
     if header.get("alg") != ALGORITHM:
         raise InvalidToken("wrong or missing alg")
     last_error: jwt.PyJWTError | None = None
     for key in _candidate_keys(settings, header.get("kid")):
         try:
-            claims = jwt.decode(
+            claims = pyjwt.decode(
                 token,
                 key,
                 algorithms=[ALGORITHM],
@@ -206,14 +209,27 @@ def verify_token(settings: TokenSettings, token: str) -> VerifiedToken:
                 leeway=settings.leeway,
                 options={"require": _required_claims(settings.format), "verify_sub": False},
             )
-        except jwt.InvalidSignatureError as error:
+        except pyjwt.InvalidSignatureError as error:
             last_error = error
             continue
-        except jwt.PyJWTError as error:
+        except pyjwt.PyJWTError as error:
             raise InvalidToken(f"rejected: {type(error).__name__}") from None
         return _verified(settings.format, claims)
     reason = type(last_error).__name__ if last_error else "unknown key id"
     raise InvalidToken(f"rejected: {reason}")
+
+
+def _pyjwt() -> Any:
+    """PyJWT, imported on first use.
+
+    PyJWT imports ``cryptography`` whenever it is installed (azure-identity
+    installs it), which costs tens of milliseconds; importing it here keeps
+    that out of every function's cold-start import and charges it once, to
+    the first token a process signs or checks.
+    """
+    import jwt  # noqa: PLC0415 - see the docstring
+
+    return jwt
 
 
 class _HeaderOrderEncoder(json.JSONEncoder):
