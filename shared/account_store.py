@@ -61,6 +61,7 @@ __all__ = [
     "Credentials",
     "ImportOutcome",
     "LoginRecord",
+    "account_rows",
     "alias_keys",
     "email_row_key",
     "encode_key",
@@ -153,6 +154,29 @@ def _user_row_key(user_id: str) -> str:
     return "user:" + encode_key(user_id)
 
 
+def account_rows(
+    user_id: str, email: str, password_hash: str, created_at: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two entities of a new account (the schema above): its login row and its account row."""
+    partition = partition_for_email(email)
+    login_row = {
+        "PartitionKey": partition,
+        "RowKey": email_row_key(email),
+        "UserId": user_id,
+        "Email": email,
+        "PasswordHash": password_hash,
+        "SessionVersion": 0,
+    }
+    account_row = {
+        "PartitionKey": partition,
+        "RowKey": _user_row_key(user_id),
+        "Email": email,
+        "CreatedAt": created_at,
+        "SessionVersion": 0,
+    }
+    return login_row, account_row
+
+
 def alias_keys(user_id: str) -> tuple[str, str]:
     """Return the PartitionKey and RowKey of a legacy user id's alias row."""
     digest = hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:_SHARD_DIGITS]
@@ -182,28 +206,12 @@ class AccountStore:
         :raises InvalidRequest: the email cannot be stored as a key.
         :raises StorageUnavailable: storage could not be reached.
         """
-        partition = partition_for_email(email)
-        row_key = email_row_key(email)
         account = Account(
             user_id=new_user_id(email),
             email=email,
             created_at=(now or datetime.now(UTC)).replace(microsecond=0),
         )
-        login_row = {
-            "PartitionKey": partition,
-            "RowKey": row_key,
-            "UserId": account.user_id,
-            "Email": email,
-            "PasswordHash": password_hash,
-            "SessionVersion": 0,
-        }
-        account_row = {
-            "PartitionKey": partition,
-            "RowKey": _user_row_key(account.user_id),
-            "Email": email,
-            "CreatedAt": account.created_at,
-            "SessionVersion": 0,
-        }
+        login_row, account_row = account_rows(account.user_id, email, password_hash, account.created_at)
         results = self._create_or_claim(login_row, account_row, "create account")
         if results is None:
             raise EmailTaken()
@@ -339,7 +347,7 @@ class AccountStore:
         """
         if not self._claim_alias(user_id, email):
             return ImportOutcome.USER_ID_TAKEN
-        login_row, account_row = self._legacy_rows(user_id, email, stored_hash, created_at)
+        login_row, account_row = account_rows(user_id, email, stored_hash, created_at)
         if self._create_or_claim(login_row, account_row, "import account") is not None:
             return ImportOutcome.IMPORTED
         existing = self.credentials(email)
@@ -384,7 +392,7 @@ class AccountStore:
         """
         operations = []
         for user_id, email, stored_hash, created_at in accounts:
-            login_row, account_row = self._legacy_rows(user_id, email, stored_hash, created_at)
+            login_row, account_row = account_rows(user_id, email, stored_hash, created_at)
             operations += [("create", login_row), ("create", account_row)]
         try:
             self._transact(operations, "import accounts")
@@ -431,27 +439,6 @@ class AccountStore:
                 if error.status_code in (409, 412):
                     return None  # another registration claimed it first
                 raise
-
-    def _legacy_rows(
-        self, user_id: str, email: str, stored_hash: str, created_at: datetime
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        partition = partition_for_email(email)
-        login_row = {
-            "PartitionKey": partition,
-            "RowKey": email_row_key(email),
-            "UserId": user_id,
-            "Email": email,
-            "PasswordHash": stored_hash,
-            "SessionVersion": 0,
-        }
-        account_row = {
-            "PartitionKey": partition,
-            "RowKey": _user_row_key(user_id),
-            "Email": email,
-            "CreatedAt": created_at,
-            "SessionVersion": 0,
-        }
-        return login_row, account_row
 
     def _alias_row(self, user_id: str, email: str) -> dict[str, Any]:
         alias_partition, alias_row = alias_keys(user_id)

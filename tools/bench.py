@@ -36,7 +36,7 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
-from shared.account_store import email_row_key, new_user_id, partition_for_email
+from shared.account_store import account_rows, email_row_key, new_user_id, partition_for_email
 from shared.passwords import HASHING_SLOTS, Argon2Parameters, PasswordHasher
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, issue_token, verify_token
 from tools import devhost
@@ -312,28 +312,8 @@ def seed_accounts(table: TableClient, first: int, last: int, stored_hash: str) -
     created = datetime.now(UTC)
     for number in range(first, last):
         email = f"seed{number}@example.com"
-        partition = partition_for_email(email)
-        user_id = new_user_id(email)
-        rows = by_partition.setdefault(partition, [])
-        rows.append(
-            {
-                "PartitionKey": partition,
-                "RowKey": email_row_key(email),
-                "UserId": user_id,
-                "Email": email,
-                "PasswordHash": stored_hash,
-                "SessionVersion": 0,
-            }
-        )
-        rows.append(
-            {
-                "PartitionKey": partition,
-                "RowKey": "user:" + user_id,
-                "Email": email,
-                "CreatedAt": created,
-                "SessionVersion": 0,
-            }
-        )
+        rows = by_partition.setdefault(partition_for_email(email), [])
+        rows.extend(account_rows(new_user_id(email), email, stored_hash, created))
     batches = [rows[i : i + 100] for rows in by_partition.values() for i in range(0, len(rows), 100)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda batch: table.submit_transaction([("create", row) for row in batch]), batches))
