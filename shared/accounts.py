@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn
@@ -25,6 +27,10 @@ from shared.settings import Settings, get_settings
 from shared.tokens import IssuedToken, VerifiedToken, issue_token, verify_token
 
 __all__ = ["AccountService", "Session", "account_service", "reset_services"]
+
+#: Each concurrent failure for one email must be counted (ETag-guarded writes); a writer that
+#: keeps losing to others reads again and retries, up to this many times.
+MAX_FAILURE_WRITE_ATTEMPTS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +117,18 @@ class AccountService:
     ) -> NoReturn:
         """Count one evaluated failure against the email (no lost increments), then refuse."""
         policy = self.settings.lockout
-        for _ in range(3 if policy.enabled else 0):
+        attempts = 0
+        while policy.enabled:
             if self.store.update_login(record, throttle=record.throttle.after_failure(policy, now)):
                 break
-            record = self.store.login_record(record.email)  # another attempt wrote first: count on top of it
+            attempts += 1
+            if attempts >= MAX_FAILURE_WRITE_ATTEMPTS:
+                log_event("failure_not_recorded", logging.ERROR, attempts=attempts)
+                break
+            # Another attempt wrote first: read again and count on top of it, after a short random pause
+            # so that many concurrent writers do not keep colliding.
+            time.sleep(random.uniform(0, 0.005 * min(attempts, 10)))  # noqa: S311 - jitter, not a secret
+            record = self.store.login_record(record.email)
         user_id = credentials.user_id if credentials else None
         log_event("login_failed", logging.WARNING, reason=reason, user_id=user_id)
         raise InvalidCredentials()

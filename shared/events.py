@@ -12,6 +12,7 @@ registered                INFO     an account was created
 login_succeeded           INFO     a password was right
 login_failed              WARNING  unknown email, wrong or overlong password
 throttled                 WARNING  a login refused for too many failures (429)
+failure_not_recorded      ERROR    a failed login could not be counted (50 lost write races)
 password_rehashed         INFO     a login upgraded an outdated or legacy hash
 token_refreshed           INFO     /api/refresh signed a fresh token
 logged_out                INFO     every earlier token of an account was revoked
