@@ -44,10 +44,15 @@ from enum import Enum
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.errors import ConflictError, EmailTaken, InvalidRequest
+from shared.errors import ConflictError, EmailTaken, InvalidRequest, StorageUnavailable
 from shared.events import log_event
 from shared.mobile_services import is_legacy_hash
 from shared.settings import StorageSettings
@@ -422,13 +427,27 @@ class AccountStore:
         :returns: the transaction's results, or ``None`` if the email has an account.
         """
         with storage_errors(operation):
+            answer_lost = False
             try:
                 return self._table().submit_transaction([("create", login_row), ("create", account_row)])
             except TableTransactionError as error:
                 if error.status_code != 409:
                     raise
+            except ServiceResponseError:
+                # Sent, but the answer was lost: it may have committed. If our rows are there, it did.
+                answer_lost = True
             placeholder = self._get(login_row["PartitionKey"], login_row["RowKey"], operation)
-            if placeholder is None or "UserId" in placeholder:
+            if placeholder is not None and placeholder.get("UserId") == login_row["UserId"]:
+                # Ours: the transaction committed but its answer was lost.
+                account = self._get(account_row["PartitionKey"], account_row["RowKey"], operation)
+                return [
+                    {"etag": placeholder.metadata["etag"]},
+                    {"etag": account.metadata["etag"] if account else ""},
+                ]
+            if placeholder is None:
+                # The lost transaction did not commit; or the row that conflicted is gone again.
+                raise StorageUnavailable() if answer_lost else ConflictError()
+            if "UserId" in placeholder:
                 return None
             claim = {"mode": UpdateMode.REPLACE, **_unchanged(placeholder.metadata["etag"])}
             try:
