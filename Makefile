@@ -1,12 +1,13 @@
 # make run   : install what is needed, start Azurite and serve the functions on http://localhost:7071
 # make test  : install what is needed, lint, type-check and run the whole test suite
 # make bench : measure what a request costs (writes docs/performance.md)
+# make soak  : minutes of mixed traffic with a storage restart, then a full check
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench soak install clean
 
 run: $(VENV)/.runtime $(VENV)/.node
 	$(BIN)/python -m tools.run
@@ -21,6 +22,9 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev $(VENV)/.node
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+
+soak: $(VENV)/.dev $(VENV)/.node
+	$(BIN)/python -m tools.soak $(SOAK_ARGS)
 
 install: $(VENV)/.dev $(VENV)/.node
 
