@@ -63,7 +63,7 @@ class AccountService:
         :raises StorageUnavailable: storage could not be reached; nothing was stored.
         """
         normalized = normalize_email(email)
-        check_password_policy(self.settings.password_policy, password)
+        check_password_policy(self.settings.password_policy, password, email=normalized)
         account = self.store.create(normalized, self.hasher.hash(password))
         log_event("registered", user_id=account.user_id)
         return self._session(account.user_id, account.email, account.session_version)
@@ -182,7 +182,7 @@ class AccountService:
         :raises ConflictError: the account changed concurrently; nothing written.
         """
         credentials = self._check_password(account, current_password)
-        check_password_policy(self.settings.password_policy, new_password)
+        check_password_policy(self.settings.password_policy, new_password, email=account.email)
         version = self.store.change_password(account, credentials, self.hasher.hash(new_password))
         log_event("password_changed", user_id=account.user_id)
         return self._session(account.user_id, account.email, version)

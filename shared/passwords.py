@@ -61,10 +61,20 @@ class Argon2Parameters:
 
 @dataclass(frozen=True, slots=True)
 class PasswordPolicy:
-    """Length bounds of accepted passwords, in Unicode code points after NFKC."""
+    """Length bounds of accepted passwords (code points after NFKC) and the context-specific words.
+
+    ``context_words`` (``AUTH_PASSWORD_CONTEXT_WORDS``) are words specific to the
+    service, such as the app's or the company's name; no password may contain
+    one, nor the local part of the account's own email.
+    """
 
     min_length: int = 8
     max_length: int = 256
+    context_words: tuple[str, ...] = ()
+
+
+#: Context words shorter than this are too common inside other words to refuse.
+MIN_CONTEXT_WORD_LENGTH = 3
 
 
 class Verification(Enum):
@@ -90,11 +100,12 @@ def password_length(password: str) -> int:
     return len(normalize_password(password))
 
 
-def check_password_policy(policy: PasswordPolicy, password: str) -> None:
-    """Refuse a password that is too short, too long or commonly used.
+def check_password_policy(policy: PasswordPolicy, password: str, *, email: str | None = None) -> None:
+    """Refuse a password that is too short, too long, commonly used, or built on a context word.
 
     There are deliberately no composition rules (NIST SP 800-63B).
 
+    :param email: the account's normalized email; its local part counts as a context word.
     :raises WeakPassword: with the rule that was broken as its detail.
     """
     length = password_length(password)
@@ -104,6 +115,10 @@ def check_password_policy(policy: PasswordPolicy, password: str) -> None:
         raise WeakPassword(f"The password must have at most {policy.max_length} characters.")
     if is_common_password(password):
         raise WeakPassword("The password is on a list of commonly used passwords.")
+    words = [*policy.context_words, email.partition("@")[0] if email else ""]
+    folded = normalize_password(password).casefold()
+    if any(len(word) >= MIN_CONTEXT_WORD_LENGTH and word.casefold() in folded for word in words):
+        raise WeakPassword("The password contains the name of this service or part of your email address.")
 
 
 def is_common_password(password: str) -> bool:

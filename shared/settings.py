@@ -183,7 +183,8 @@ def _password_policy(reader: _Reader) -> PasswordPolicy:
     maximum = reader.integer("AUTH_PASSWORD_MAX_LENGTH", default=256, minimum=minimum)
     if maximum > _MAX_PASSWORD_LENGTH_LIMIT:
         raise SettingError("AUTH_PASSWORD_MAX_LENGTH", f"must be at most {_MAX_PASSWORD_LENGTH_LIMIT}")
-    return PasswordPolicy(min_length=minimum, max_length=maximum)
+    words = tuple(word.strip() for word in reader.listed("AUTH_PASSWORD_CONTEXT_WORDS"))
+    return PasswordPolicy(min_length=minimum, max_length=maximum, context_words=words)
 
 
 def _argon2_parameters(reader: _Reader) -> Argon2Parameters:

@@ -82,6 +82,13 @@ class TestRegister:
         assert detail in body["detail"]
         assert app_env.entities() == []
 
+    def test_password_may_not_contain_the_email_or_a_context_word(self, app_env: AppEnvironment) -> None:
+        app_env.set(AUTH_PASSWORD_CONTEXT_WORDS="Contoso, Fabrikam")
+        for password in ("margaret is here 1", "welcome to contoso"):
+            response = post(register, {"email": "margaret@example.com", "password": password})
+            assert problem(response)["code"] == "weak_password"
+        assert app_env.entities() == []
+
     def test_password_policy_bounds_are_settings(self, app_env: AppEnvironment) -> None:
         app_env.set(AUTH_PASSWORD_MIN_LENGTH="12")
         response = post(register, {"email": "bob@example.com", "password": "uncommon-pw"})

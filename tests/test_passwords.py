@@ -130,3 +130,24 @@ class TestPolicy:
         """A stricter policy applies its own bounds."""
         with pytest.raises(WeakPassword, match="at least 12"):
             check_password_policy(PasswordPolicy(min_length=12, max_length=64), "uncommon-pw")
+
+
+class TestContextWords:
+    """No password built on the service's own words or the account's email (ASVS 6.2.11)."""
+
+    policy = PasswordPolicy(context_words=("Contoso", "fabrikam"))
+
+    @pytest.mark.parametrize("password", ["contoso rocks 2030", "I love FABRIKAM!", "my-CONTOSO-pass"])
+    def test_context_words_are_refused(self, password: str) -> None:
+        with pytest.raises(WeakPassword, match="name of this service"):
+            check_password_policy(self.policy, password)
+
+    def test_the_email_local_part_is_refused(self) -> None:
+        with pytest.raises(WeakPassword, match="email"):
+            check_password_policy(self.policy, "hello margaret 77", email="margaret@example.com")
+
+    def test_short_words_and_other_passwords_pass(self) -> None:
+        check_password_policy(
+            PasswordPolicy(context_words=("ab",)), "about a boat ride", email="jo@example.com"
+        )
+        check_password_policy(self.policy, "correct horse battery", email="margaret@example.com")

@@ -162,3 +162,15 @@ class TestCaching:
             "Refusing to serve: app setting AUTH_SIGNING_KEY is shorter than 32 bytes (64 hex digits)"
         ]
         reset_settings()
+
+
+def test_the_suite_clears_every_setting_the_code_reads() -> None:
+    """So that nothing in a developer's shell leaks into a test."""
+    import re
+    from pathlib import Path
+
+    from tests.conftest import APP_SETTINGS
+
+    source = (Path(__file__).parent.parent / "shared" / "settings.py").read_text()
+    read = set(re.findall(r'"((?:AUTH|ACCOUNTS|WEBSITE)_[A-Z0-9_]+|AzureWebJobsStorage)"', source))
+    assert read <= set(APP_SETTINGS)
