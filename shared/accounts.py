@@ -66,7 +66,7 @@ class AccountService:
         check_password_policy(self.settings.password_policy, password, email=normalized)
         account = self.store.create(normalized, self.hasher.hash(password))
         log_event("registered", user_id=account.user_id)
-        return self._session(account.user_id, account.email, account.session_version)
+        return self._session(account.user_id, account.email, account.session_version, datetime.now(UTC))
 
     def log_in(self, email: str, password: str) -> Session:
         """Check an email and password and sign a token.
@@ -110,7 +110,7 @@ class AccountService:
                 previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
                 log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
         log_event("login_succeeded", user_id=credentials.user_id)
-        return self._session(credentials.user_id, credentials.email, credentials.session_version)
+        return self._session(credentials.user_id, credentials.email, credentials.session_version, now)
 
     def _fail(
         self, record: LoginRecord, now: datetime, reason: str, credentials: Credentials | None
@@ -139,19 +139,25 @@ class AccountService:
         Costs one HMAC check and one point read by user id.
 
         :raises InvalidToken: no token, a token that fails verification, the
-            account no longer exists, or its sessions were revoked after the
-            token was issued.
+            account no longer exists, its sessions were revoked after the
+            token was issued, or the session is older than ``AUTH_SESSION_MAX_SECONDS``.
         :raises StorageUnavailable: storage could not be reached.
         """
+        return self._authenticate(token)[0]
+
+    def _authenticate(self, token: str | None) -> tuple[Account, VerifiedToken]:
         if not token:
             raise InvalidToken("no token")
         verified = self._verify(token)
+        max_age, started = self.settings.session_max_age, verified.session_started
+        if max_age is not None and started is not None and datetime.now(UTC) - started > max_age:
+            raise InvalidToken("session older than AUTH_SESSION_MAX_SECONDS")
         account = self.store.account(verified.user_id)
         if account is None:
             raise InvalidToken("no such account")
         if verified.session_version != account.session_version:
             raise InvalidToken("session revoked")
-        return account
+        return account, verified
 
     def _verify(self, token: str) -> VerifiedToken:
         try:
@@ -164,10 +170,18 @@ class AccountService:
         log_event("legacy_token_accepted", user_id=verified.user_id)
         return verified
 
-    def refresh(self, account: Account) -> Session:
-        """Sign a fresh token for an authenticated account."""
+    def refresh(self, token: str | None) -> Session:
+        """Trade a valid, unrevoked token for a fresh one of the same session.
+
+        The new token keeps the time the user last gave a password, so
+        refreshing cannot stretch a session past ``AUTH_SESSION_MAX_SECONDS``.
+
+        :raises InvalidToken: as :meth:`authenticate`.
+        """
+        account, verified = self._authenticate(token)
         log_event("token_refreshed", user_id=account.user_id)
-        return self._session(account.user_id, account.email, account.session_version)
+        started = verified.session_started or datetime.now(UTC)  # a token from before sessions had a start
+        return self._session(account.user_id, account.email, account.session_version, started)
 
     def log_out(self, account: Account) -> None:
         """Revoke every token of the account issued so far."""
@@ -185,7 +199,7 @@ class AccountService:
         check_password_policy(self.settings.password_policy, new_password, email=account.email)
         version = self.store.change_password(account, credentials, self.hasher.hash(new_password))
         log_event("password_changed", user_id=account.user_id)
-        return self._session(account.user_id, account.email, version)
+        return self._session(account.user_id, account.email, version, datetime.now(UTC))
 
     def delete_account(self, account: Account, password: str) -> None:
         """Delete the account after checking its password; its email can register again.
@@ -205,8 +219,10 @@ class AccountService:
             raise InvalidCredentials()
         return credentials
 
-    def _session(self, user_id: str, email: str, session_version: int) -> Session:
-        token = issue_token(self.settings.tokens, user_id, session_version=session_version)
+    def _session(self, user_id: str, email: str, session_version: int, session_started: datetime) -> Session:
+        token = issue_token(
+            self.settings.tokens, user_id, session_version=session_version, session_started=session_started
+        )
         return Session(token=token, email=email)
 
 

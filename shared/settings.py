@@ -72,6 +72,8 @@ class Settings:
     argon2: Argon2Parameters
     legacy_tokens: LegacyTokenSettings | None = None
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    #: How long a session may be refreshed after the user last gave a password (None: forever).
+    session_max_age: timedelta | None = timedelta(days=90)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -88,7 +90,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         argon2=_argon2_parameters(reader),
         legacy_tokens=_legacy_token_settings(reader),
         lockout=_lockout_policy(reader),
+        session_max_age=_session_max_age(reader),
     )
+
+
+def _session_max_age(reader: _Reader) -> timedelta | None:
+    seconds = reader.integer("AUTH_SESSION_MAX_SECONDS", default=7_776_000, minimum=0)
+    if 0 < seconds < 60:
+        raise SettingError("AUTH_SESSION_MAX_SECONDS", "must be 0 (no limit) or at least 60")
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def _lockout_policy(reader: _Reader) -> LockoutPolicy:

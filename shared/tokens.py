@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALGORITHM",
     "MAX_TOKEN_LENGTH",
+    "SESSION_STARTED_CLAIM",
     "SESSION_VERSION_CLAIM",
     "ZUMO_ISSUER",
     "IssuedToken",
@@ -53,6 +54,7 @@ ALGORITHM = "HS256"
 ZUMO_ISSUER = "urn:microsoft:windows-azure:zumo"
 ZUMO_KEY_ID = "0"
 SESSION_VERSION_CLAIM = "sv"
+SESSION_STARTED_CLAIM = "sat"
 #: Tokens longer than this are rejected before any parsing.
 MAX_TOKEN_LENGTH = 4096
 
@@ -106,6 +108,7 @@ class VerifiedToken:
     expires_at: datetime
     issued_at: datetime | None
     session_version: int = 0
+    session_started: datetime | None = None
 
 
 def appservice_signing_key(hex_key: str) -> bytes:
@@ -132,12 +135,15 @@ def issue_token(
     user_id: str,
     *,
     session_version: int | None = None,
+    session_started: datetime | None = None,
     now: datetime | None = None,
 ) -> IssuedToken:
     """Sign a token for ``user_id`` in the configured format, valid for ``settings.lifetime``.
 
     ``session_version`` becomes the claim ``sv``, which lets the service revoke
-    every token of an account issued before a logout or password change.
+    every token of an account issued before a logout or password change;
+    ``session_started`` (claim ``sat``) is when the user last gave a password,
+    which refreshed tokens carry over so that a session's age can be capped.
     """
     issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
     expires_at = issued_at + settings.lifetime
@@ -165,6 +171,8 @@ def issue_token(
         headers = {"kid": key_id(key)}
     if session_version is not None:
         payload[SESSION_VERSION_CLAIM] = session_version
+    if session_started is not None:
+        payload[SESSION_STARTED_CLAIM] = _seconds(session_started)
     pyjwt = _pyjwt()
     token = pyjwt.encode(
         payload,
@@ -265,12 +273,16 @@ def _verified(token_format: TokenFormat, claims: dict[str, Any]) -> VerifiedToke
     if type(session_version) is not int or session_version < 0:
         raise InvalidToken("session version claim is not a whole number")
     issued_at = claims.get("iat")
+    started = claims.get(SESSION_STARTED_CLAIM)
+    if started is not None and type(started) is not int:
+        raise InvalidToken("session start claim is not a whole number")
     try:
         return VerifiedToken(
             user_id=user_id,
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             issued_at=datetime.fromtimestamp(issued_at, UTC) if isinstance(issued_at, int | float) else None,
             session_version=session_version,
+            session_started=datetime.fromtimestamp(started, UTC) if started is not None else None,
         )
     except (OverflowError, ValueError, OSError):
         raise InvalidToken("a time claim is out of range") from None

@@ -46,6 +46,7 @@ APP_SETTINGS = (
     "AUTH_LEGACY_MASTER_KEY",
     "AUTH_LEGACY_MAX_AGE_DAYS",
     "ACCOUNTS_TABLE_ENDPOINT",
+    "AUTH_SESSION_MAX_SECONDS",
 )
 
 VECTORS: dict[str, Any] = json.loads((Path(__file__).parent / "vectors.json").read_text())

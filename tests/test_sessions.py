@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -161,6 +162,33 @@ class TestGateRejects:
     def test_every_protected_route_is_gated(self, module_host: LocalHost, method: str, route: str) -> None:
         body = {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}
         assert_invalid_token(module_host.call(method, route, body, token="garbage"))
+
+
+class TestSessionAge:
+    """A session ends AUTH_SESSION_MAX_SECONDS (90 days) after the password was last given."""
+
+    def claims(self, token: str) -> dict[str, Any]:
+        decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+        return decoded
+
+    def test_refresh_keeps_the_session_start(self, module_host: LocalHost) -> None:
+        user = new_user(module_host)
+        started = self.claims(user.token)["sat"]
+        assert abs(started - datetime.now(UTC).timestamp()) < 60
+        time.sleep(1.1)
+        fresh = assert_session(module_host.call("POST", "refresh", token=user.token), user)
+        assert self.claims(fresh)["sat"] == started
+        assert self.claims(fresh)["iat"] > self.claims(user.token)["iat"]
+
+    @pytest.mark.parametrize(("days", "status"), [(89, 200), (91, 401)])
+    def test_sessions_older_than_the_cap_are_refused(
+        self, module_host: LocalHost, days: int, status: int
+    ) -> None:
+        user = new_user(module_host)
+        started = int((datetime.now(UTC) - timedelta(days=days)).timestamp())
+        token = TestGateRejects().forged(module_host, user, sat=started)
+        assert module_host.call("GET", "me", token=token).status_code == status
+        assert module_host.call("POST", "refresh", token=token).status_code == status
 
 
 class TestRefresh:

@@ -77,6 +77,13 @@ class TestDefaults:
         settings = load_settings(MINIMAL | {"AUTH_PREVIOUS_SIGNING_KEYS": " , ".join(previous)})
         assert settings.tokens.keys == tuple(bytes.fromhex(k) for k in [HEX_KEY, *previous])
 
+    def test_session_cap(self) -> None:
+        assert load_settings(MINIMAL).session_max_age == timedelta(days=90)
+        assert load_settings(MINIMAL | {"AUTH_SESSION_MAX_SECONDS": "0"}).session_max_age is None
+        assert load_settings(MINIMAL | {"AUTH_SESSION_MAX_SECONDS": "3600"}).session_max_age == timedelta(
+            hours=1
+        )
+
     def test_repr_hides_secrets(self) -> None:
         """Settings can be logged without leaking the key or the connection string."""
         text = repr(load_settings(MINIMAL | {"ACCOUNTS_STORAGE_CONNECTION": "AccountKey=s3cr3t"}))
@@ -114,6 +121,8 @@ class TestFailsClosed:
             ({"AUTH_ARGON2_MEMORY_KIB": "1024"}, "AUTH_ARGON2_MEMORY_KIB"),
             ({"AUTH_ARGON2_MEMORY_KIB": "8192", "AUTH_ARGON2_TIME_COST": "2"}, "AUTH_ARGON2_MEMORY_KIB"),
             ({"AUTH_ARGON2_PARALLELISM": "0"}, "AUTH_ARGON2_PARALLELISM"),
+            ({"AUTH_SESSION_MAX_SECONDS": "30"}, "AUTH_SESSION_MAX_SECONDS"),
+            ({"AUTH_SESSION_MAX_SECONDS": "-1"}, "AUTH_SESSION_MAX_SECONDS"),
         ],
     )
     def test_bad_value_names_its_setting(self, changes: dict[str, str], setting: str) -> None:

@@ -133,6 +133,15 @@ class TestRoundTrip:
         claims = jwt.decode(token, key, algorithms=["HS256"], audience=settings.audience)
         assert claims["sub"] == "custom:x"
 
+    def test_session_claims(self) -> None:
+        """sv and sat travel in the token and come back verified."""
+        settings = appservice_settings()
+        started = datetime(2030, 1, 1, tzinfo=UTC)
+        issued = issue_token(settings, "custom:a", session_version=3, session_started=started)
+        assert segment(issued.token, 1)["sat"] == int(started.timestamp())
+        verified = verify_token(settings, issued.token)
+        assert (verified.session_version, verified.session_started) == (3, started)
+
     def test_key_id_does_not_reveal_the_key(self) -> None:
         """The kid is short and contains no part of the key."""
         key = secrets.token_bytes(32)
@@ -224,6 +233,12 @@ class TestRejection:
         """Garbage never raises anything but InvalidToken."""
         with pytest.raises(InvalidToken):
             verify_token(appservice_settings(), token)
+
+    @pytest.mark.parametrize("claim", [{"sv": -1}, {"sv": "1"}, {"sat": "soon"}, {"sat": 1.5}])
+    def test_malformed_session_claims(self, claim: dict[str, Any]) -> None:
+        settings = appservice_settings()
+        claims = segment(issue_token(settings, "custom:a").token, 1) | claim
+        assert "session" in rejection(settings, forge(claims, settings.keys[0], kid=key_id(settings.keys[0])))
 
     def test_empty_user_id(self) -> None:
         """A signed token with an empty subject names nobody."""
