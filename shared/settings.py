@@ -39,7 +39,7 @@ MIN_KEY_BYTES = 32
 KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 _MAX_PASSWORD_LENGTH_LIMIT = 4096
-_MAX_LIFETIME = timedelta(days=365)
+_MAX_LIFETIME_SECONDS = 365 * 86_400
 _MAX_LEGACY_AGE_DAYS = 3650
 
 
@@ -138,9 +138,9 @@ def _storage_settings(reader: _Reader) -> StorageSettings:
 
 def _legacy_token_settings(reader: _Reader) -> LegacyTokenSettings | None:
     master_key = reader.optional("AUTH_LEGACY_MASTER_KEY")
-    max_age_days = reader.integer("AUTH_LEGACY_MAX_AGE_DAYS", default=30, minimum=1)
-    if max_age_days > _MAX_LEGACY_AGE_DAYS:
-        raise SettingError("AUTH_LEGACY_MAX_AGE_DAYS", f"must be at most {_MAX_LEGACY_AGE_DAYS}")
+    max_age_days = reader.integer(
+        "AUTH_LEGACY_MAX_AGE_DAYS", default=30, minimum=1, maximum=_MAX_LEGACY_AGE_DAYS
+    )
     if master_key is None:
         return None
     return LegacyTokenSettings.from_master_key(master_key, timedelta(days=max_age_days))
@@ -160,9 +160,11 @@ def _token_settings(reader: _Reader, token_format: TokenFormat) -> TokenSettings
     else:
         hostname = reader.optional("WEBSITE_HOSTNAME")
         default_issuer = default_audience = f"https://{hostname}/" if hostname else ZUMO_ISSUER
-    lifetime = timedelta(seconds=reader.integer("AUTH_TOKEN_LIFETIME_SECONDS", default=2_592_000, minimum=60))
-    if lifetime > _MAX_LIFETIME:
-        raise SettingError("AUTH_TOKEN_LIFETIME_SECONDS", f"must be at most {_MAX_LIFETIME.days} days")
+    lifetime = timedelta(
+        seconds=reader.integer(
+            "AUTH_TOKEN_LIFETIME_SECONDS", default=2_592_000, minimum=60, maximum=_MAX_LIFETIME_SECONDS
+        )
+    )
     return TokenSettings(
         format=token_format,
         keys=keys,
@@ -190,10 +192,10 @@ def _signing_key(token_format: TokenFormat, setting: str, raw: str) -> bytes:
 
 def _password_policy(reader: _Reader) -> PasswordPolicy:
     minimum = reader.integer("AUTH_PASSWORD_MIN_LENGTH", default=8, minimum=8)
-    maximum = reader.integer("AUTH_PASSWORD_MAX_LENGTH", default=256, minimum=minimum)
-    if maximum > _MAX_PASSWORD_LENGTH_LIMIT:
-        raise SettingError("AUTH_PASSWORD_MAX_LENGTH", f"must be at most {_MAX_PASSWORD_LENGTH_LIMIT}")
-    words = tuple(word.strip() for word in reader.listed("AUTH_PASSWORD_CONTEXT_WORDS"))
+    maximum = reader.integer(
+        "AUTH_PASSWORD_MAX_LENGTH", default=256, minimum=minimum, maximum=_MAX_PASSWORD_LENGTH_LIMIT
+    )
+    words = tuple(reader.listed("AUTH_PASSWORD_CONTEXT_WORDS"))
     return PasswordPolicy(min_length=minimum, max_length=maximum, context_words=words)
 
 
@@ -244,7 +246,7 @@ class _Reader:
         except ValueError:
             raise SettingError(name, f"has an unknown value {value!r}") from None
 
-    def integer(self, name: str, *, default: int, minimum: int) -> int:
+    def integer(self, name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
         value = self.optional(name)
         if value is None:
             return default
@@ -254,6 +256,8 @@ class _Reader:
             raise SettingError(name, "is not a whole number") from None
         if number < minimum:
             raise SettingError(name, f"must be at least {minimum}")
+        if maximum is not None and number > maximum:
+            raise SettingError(name, f"must be at most {maximum}")
         return number
 
     def matching(self, name: str, pattern: re.Pattern[str], *, default: str) -> str:
