@@ -198,7 +198,11 @@ class ImportOutcome(Enum):
 
 
 class AccountStore:
-    """Reads and writes accounts; every method is one storage round trip."""
+    """Reads and writes accounts.
+
+    The request-path methods are one storage round trip each, except where a
+    race or a lost answer must be resolved by reading again (their docstrings say).
+    """
 
     def __init__(self, settings: StorageSettings) -> None:
         self._settings = settings
