@@ -44,7 +44,6 @@ from tools.azurite import PROJECT_ROOT, Azurite, free_port
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark accounts' password
 FUNCTION_MODULES = ("register", "login", "me", "refresh", "logout", "password")
-APP_SETTING_PREFIXES = ("AUTH_", "ACCOUNTS_", "AzureWebJobsStorage", "WEBSITE_")
 
 
 @dataclass(frozen=True)
@@ -152,12 +151,14 @@ class App:
     def __init__(self, azurite: Azurite, folder: Path) -> None:
         self.key = secrets.token_hex(32)
         self.table_name = "Bench" + secrets.token_hex(4)
-        self.environment = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)} | {
-            "AUTH_SIGNING_KEY": self.key,
-            "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
-            "ACCOUNTS_TABLE": self.table_name,
-            "PYTHON_THREADPOOL_THREAD_COUNT": "8",
-        }
+        self.environment = devhost.app_environment(
+            {
+                "AUTH_SIGNING_KEY": self.key,
+                "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
+                "ACCOUNTS_TABLE": self.table_name,
+                "PYTHON_THREADPOOL_THREAD_COUNT": "8",
+            }
+        )
         settings = folder / "local.settings.json"
         settings.write_text(json.dumps({"Values": {}}))
         self.port = free_port()
@@ -280,11 +281,13 @@ result["login with re-hash"] = count(lambda: login.main(http_request("POST", "lo
 print(json.dumps(result))
 """
     with Azurite() as azurite:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)} | {
-            "AUTH_SIGNING_KEY": secrets.token_hex(32),
-            "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
-            "ACCOUNTS_TABLE": "RoundTrips",
-        }
+        environment = devhost.app_environment(
+            {
+                "AUTH_SIGNING_KEY": secrets.token_hex(32),
+                "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
+                "ACCOUNTS_TABLE": "RoundTrips",
+            }
+        )
         output = subprocess.run(
             [sys.executable, "-c", script, PASSWORD],
             cwd=PROJECT_ROOT,

@@ -347,6 +347,21 @@ def build_host(root: Path, host: str, port: int | None, settings: Path | None = 
     return DevHost((host, config.port if port is None else port), functions, config)
 
 
+#: Environment variables that configure this service (or the platform it reads them from).
+APP_SETTING_PREFIXES = ("AUTH_", "ACCOUNTS_", "AzureWebJobsStorage", "WEBSITE_")
+
+
+def app_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without any of the service's settings, plus ``settings``.
+
+    For a child host whose configuration must not pick up what happens to be set in the shell.
+    """
+    inherited = {
+        name: value for name, value in os.environ.items() if not name.startswith(APP_SETTING_PREFIXES)
+    }
+    return inherited | dict(settings)
+
+
 def spawn(port: int, settings: Path, environment: Mapping[str, str], **popen: Any) -> subprocess.Popen[bytes]:
     """Start ``python -m tools.devhost`` as a child process and wait until it listens."""
     command = [sys.executable, "-m", "tools.devhost", "--port", str(port), "--settings", str(settings)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
 import secrets
 import subprocess
@@ -34,7 +33,6 @@ from tools import devhost
 from tools.azurite import Azurite, free_port
 
 PASSWORD = "correct horse battery soak"  # noqa: S105 - the soak accounts' password
-APP_SETTING_PREFIXES = ("AUTH_", "ACCOUNTS_", "AzureWebJobsStorage", "WEBSITE_")
 
 
 @dataclass
@@ -156,11 +154,13 @@ def run_soak(seconds: float, clients: int = 4, *, restart_pause: float = 2.0) ->
     """Run the soak for ``seconds`` with ``clients`` concurrent clients; check; return the report."""
     report = SoakReport()
     with tempfile.TemporaryDirectory() as folder, Azurite(location=Path(folder) / "azurite") as azurite:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)} | {
-            "AUTH_SIGNING_KEY": secrets.token_hex(32),
-            "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
-            "ACCOUNTS_TABLE": "Soak",
-        }
+        environment = devhost.app_environment(
+            {
+                "AUTH_SIGNING_KEY": secrets.token_hex(32),
+                "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
+                "ACCOUNTS_TABLE": "Soak",
+            }
+        )
         settings = Path(folder) / "local.settings.json"
         settings.write_text("{}")
         port = free_port()
