@@ -11,5 +11,6 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     service = account_service()
     body = http.read_json_object(req)
     email = http.string_field(body, "email", "emailOrUsername")
-    session = service.log_in(email, http.string_field(body, "password"))
+    password = http.string_field(body, "password")
+    session = service.log_in(email, password, forwarded_for=http.forwarded_for(req))
     return http.session_response(session)

@@ -10,5 +10,6 @@ from shared.accounts import account_service
 def main(req: func.HttpRequest) -> func.HttpResponse:
     service = account_service()
     body = http.read_json_object(req)
-    session = service.register(http.string_field(body, "email"), http.string_field(body, "password"))
+    email, password = http.string_field(body, "email"), http.string_field(body, "password")
+    session = service.register(email, password, forwarded_for=http.forwarded_for(req))
     return http.session_response(session, status_code=201)

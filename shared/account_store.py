@@ -312,7 +312,8 @@ class AccountStore:
             log_event("logged_out", user_id=account.user_id, race="lost; another change revoked first")
 
     def change_password(self, account: Account, credentials: Credentials, password_hash: str) -> int:
-        """Store a new hash and revoke every earlier token, if neither row changed since read.
+        """Store a new hash, clear the consecutive failures, and revoke every earlier token,
+        if neither row changed since read.
 
         :returns: the new session version, for the caller's fresh token.
         :raises ConflictError: another request changed the account first; nothing written.
@@ -510,7 +511,10 @@ class AccountStore:
         password_hash: str | None = None,
     ) -> None:
         partition = partition_for_email(account.email)
-        login_changes = changes if password_hash is None else {**changes, "PasswordHash": password_hash}
+        login_changes = dict(changes)
+        if password_hash is not None:
+            # A new password was given with the right current one: failures before it no longer count.
+            login_changes |= {"PasswordHash": password_hash, "FailedLogins": 0, "LockedUntil": _NEVER}
         login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **login_changes}
         account_row = {"PartitionKey": partition, "RowKey": _user_row_key(account.user_id), **changes}
         # Without credentials, the login row must merely exist (If-Match: *).

@@ -23,6 +23,7 @@ from shared.errors import InvalidCredentials, InvalidToken, TooManyAttempts
 from shared.events import log_event
 from shared.mobile_services import is_legacy_hash, verify_legacy_token
 from shared.passwords import PasswordHasher, Verification, check_password_policy, password_length
+from shared.rate_limiter import Action, RateLimiter
 from shared.settings import Settings, get_settings
 from shared.tokens import IssuedToken, VerifiedToken, issue_token, verify_token
 
@@ -49,26 +50,36 @@ class Session:
 class AccountService:
     """Registers accounts and logs users in, with fixed settings, store and hasher."""
 
-    def __init__(self, settings: Settings, store: AccountStore, hasher: PasswordHasher) -> None:
+    def __init__(
+        self, settings: Settings, store: AccountStore, hasher: PasswordHasher, limiter: RateLimiter
+    ) -> None:
         self.settings = settings
         self.store = store
         self.hasher = hasher
+        self.limiter = limiter
 
-    def register(self, email: str, password: str) -> Session:
+    def register(self, email: str, password: str, *, forwarded_for: str | None = None) -> Session:
         """Create an account and sign its first token.
+
+        ``forwarded_for`` is the request's ``X-Forwarded-For``, which names the
+        client whose attempts are counted against ``AUTH_RATE_LIMIT_REGISTER``.
 
         :raises InvalidRequest: the email is not valid.
         :raises WeakPassword: the password breaks the policy.
+        :raises TooManyAttempts: too many registrations from the client's address.
         :raises EmailTaken: the (normalized) email has an account.
         :raises StorageUnavailable: storage could not be reached; nothing was stored.
         """
         normalized = normalize_email(email)
         check_password_policy(self.settings.password_policy, password, email=normalized)
-        account = self.store.create(normalized, self.hasher.hash(password))
+        admission = self.limiter.admit(Action.REGISTER, forwarded_for)
+        password_hash = self.hasher.hash(password)  # while the attempt is counted
+        admission.wait()
+        account = self.store.create(normalized, password_hash)
         log_event("registered", user_id=account.user_id)
         return self._session(account.user_id, account.email, account.session_version, datetime.now(UTC))
 
-    def log_in(self, email: str, password: str) -> Session:
+    def log_in(self, email: str, password: str, *, forwarded_for: str | None = None) -> Session:
         """Check an email and password and sign a token.
 
         Unknown email and wrong password raise the same error after the same
@@ -76,21 +87,21 @@ class AccountService:
         record). An email whose failure record says it is locked out is
         refused before any hashing, whether or not it has an account. A right
         password whose hash has outdated parameters is re-hashed in the same
-        request (guarded by the row's ETag).
+        request (guarded by the row's ETag). ``forwarded_for`` is as for
+        :meth:`register`, against ``AUTH_RATE_LIMIT_LOGIN``.
 
         :raises InvalidRequest: the email is not valid.
-        :raises TooManyAttempts: too many recent failures for this email.
+        :raises TooManyAttempts: too many recent failures for this email, or
+            too many attempts from the client's address.
         :raises InvalidCredentials: unknown email or wrong password.
         :raises StorageUnavailable: storage could not be reached.
         """
         normalized = normalize_email(email)
+        admission = self.limiter.admit(Action.LOGIN, forwarded_for)
         now = datetime.now(UTC)
-        record = self.store.login_record(normalized)
-        refused_until = record.throttle.refused_until(self.settings.lockout, now)
-        if refused_until is not None:
-            wait = math.ceil((refused_until - now).total_seconds())
-            log_event("throttled", logging.WARNING, reason="account_locked", retry_after=wait)
-            raise TooManyAttempts(wait)
+        record = self.store.login_record(normalized)  # while the attempt is counted
+        admission.wait()
+        self._refuse_if_locked(record, now)
         credentials = record.credentials
         if password_length(password) > self.settings.password_policy.max_length:
             # Longer than any stored password can be: refused without hashing, for any email.
@@ -112,8 +123,21 @@ class AccountService:
         log_event("login_succeeded", user_id=credentials.user_id)
         return self._session(credentials.user_id, credentials.email, credentials.session_version, now)
 
+    def _refuse_if_locked(self, record: LoginRecord, now: datetime) -> None:
+        refused_until = record.throttle.refused_until(self.settings.lockout, now)
+        if refused_until is not None:
+            wait = math.ceil((refused_until - now).total_seconds())
+            log_event("throttled", logging.WARNING, reason="account_locked", retry_after=wait)
+            raise TooManyAttempts(wait)
+
     def _fail(
-        self, record: LoginRecord, now: datetime, reason: str, credentials: Credentials | None
+        self,
+        record: LoginRecord,
+        now: datetime,
+        reason: str,
+        credentials: Credentials | None,
+        *,
+        event: str = "login_failed",
     ) -> NoReturn:
         """Count one evaluated failure against the email (no lost increments), then refuse."""
         policy = self.settings.lockout
@@ -130,7 +154,7 @@ class AccountService:
             time.sleep(random.uniform(0, 0.005 * min(attempts, 10)))  # noqa: S311 - jitter, not a secret
             record = self.store.login_record(record.email)
         user_id = credentials.user_id if credentials else None
-        log_event("login_failed", logging.WARNING, reason=reason, user_id=user_id)
+        log_event(event, logging.WARNING, reason=reason, user_id=user_id)
         raise InvalidCredentials()
 
     def authenticate(self, token: str | None) -> Account:
@@ -212,11 +236,25 @@ class AccountService:
         log_event("account_deleted", user_id=account.user_id)
 
     def _check_password(self, account: Account, password: str) -> Credentials:
-        credentials = self.store.credentials(account.email)
-        too_long = password_length(password) > self.settings.password_policy.max_length
-        if credentials is None or too_long or not self.hasher.verify(credentials.password_hash, password).ok:
-            log_event("password_check_failed", logging.WARNING, user_id=account.user_id)
+        """Check the current password of a signed-in user, under the same lockout as login.
+
+        A stolen token must not let its holder guess the password faster than
+        login would; a wrong password here counts against the email's record.
+
+        :raises TooManyAttempts: the email is locked out.
+        :raises InvalidCredentials: the password is wrong (or the account is gone).
+        """
+        now = datetime.now(UTC)
+        record = self.store.login_record(account.email)
+        self._refuse_if_locked(record, now)
+        credentials = record.credentials
+        if credentials is None:
+            log_event("password_check_failed", logging.WARNING, reason="no_account", user_id=account.user_id)
             raise InvalidCredentials()
+        if password_length(password) > self.settings.password_policy.max_length:
+            self._fail(record, now, "password_too_long", credentials, event="password_check_failed")
+        if not self.hasher.verify(credentials.password_hash, password).ok:
+            self._fail(record, now, "wrong_password", credentials, event="password_check_failed")
         return credentials
 
     def _session(self, user_id: str, email: str, session_version: int, session_started: datetime) -> Session:
@@ -241,4 +279,5 @@ def reset_services() -> None:
 
 @functools.lru_cache(maxsize=4)
 def _service_for(settings: Settings) -> AccountService:
-    return AccountService(settings, AccountStore(settings.storage), PasswordHasher(settings.argon2))
+    limiter = RateLimiter(settings.address_limits, settings.storage, address_key=settings.tokens.keys[0])
+    return AccountService(settings, AccountStore(settings.storage), PasswordHasher(settings.argon2), limiter)

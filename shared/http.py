@@ -32,6 +32,7 @@ from shared.events import end_invocation, invocation, log_event
 __all__ = [
     "MAX_BODY_BYTES",
     "PROBLEM_TYPE_PREFIX",
+    "forwarded_for",
     "handles_problems",
     "json_response",
     "no_content",
@@ -176,6 +177,12 @@ def string_field(body: dict[str, Any], name: str, *aliases: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest(f"The field {name!r} is not valid Unicode.") from None
+    return value
+
+
+def forwarded_for(req: func.HttpRequest) -> str | None:
+    """The request's ``X-Forwarded-For``, where the platform's front end appends the client's address."""
+    value: str | None = req.headers.get("X-Forwarded-For")
     return value
 
 

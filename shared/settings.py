@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from shared.errors import SettingError
 from shared.mobile_services import LegacyTokenSettings
 from shared.passwords import Argon2Parameters, PasswordPolicy
-from shared.throttling import LockoutPolicy
+from shared.throttling import AddressLimits, LockoutPolicy, RateLimit
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, appservice_signing_key, zumo_signing_key
 
 __all__ = [
@@ -41,6 +41,8 @@ _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 _MAX_PASSWORD_LENGTH_LIMIT = 4096
 _MAX_LIFETIME_SECONDS = 365 * 86_400
 _MAX_LEGACY_AGE_DAYS = 3650
+_MAX_TRUSTED_PROXIES = 10
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class Settings:
     argon2: Argon2Parameters
     legacy_tokens: LegacyTokenSettings | None = None
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    address_limits: AddressLimits = field(default_factory=AddressLimits)
     #: How long a session may be refreshed after the user last gave a password (None: forever).
     session_max_age: timedelta | None = timedelta(days=90)
 
@@ -90,6 +93,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         argon2=_argon2_parameters(reader),
         legacy_tokens=_legacy_token_settings(reader),
         lockout=_lockout_policy(reader),
+        address_limits=_address_limits(reader),
         session_max_age=_session_max_age(reader),
     )
 
@@ -108,6 +112,18 @@ def _lockout_policy(reader: _Reader) -> LockoutPolicy:
         threshold=reader.integer("AUTH_LOCKOUT_THRESHOLD", default=5, minimum=0),
         base=timedelta(seconds=base),
         maximum=timedelta(seconds=maximum),
+    )
+
+
+def _address_limits(reader: _Reader) -> AddressLimits:
+    defaults = AddressLimits()
+    return AddressLimits(
+        register=reader.rate("AUTH_RATE_LIMIT_REGISTER", default=defaults.register),
+        login=reader.rate("AUTH_RATE_LIMIT_LOGIN", default=defaults.login),
+        trusted_proxies=reader.integer(
+            "AUTH_TRUSTED_PROXY_COUNT", default=0, minimum=0, maximum=_MAX_TRUSTED_PROXIES
+        ),
+        fail_open=reader.boolean("AUTH_RATE_LIMIT_FAIL_OPEN", default=False),
     )
 
 
@@ -259,6 +275,23 @@ class _Reader:
         if maximum is not None and number > maximum:
             raise SettingError(name, f"must be at most {maximum}")
         return number
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if value.lower() not in _BOOLEANS:
+            raise SettingError(name, "is not true or false")
+        return _BOOLEANS[value.lower()]
+
+    def rate(self, name: str, *, default: RateLimit) -> RateLimit:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            return RateLimit.parse(value)
+        except ValueError:
+            raise SettingError(name, "is not COUNT/SECONDS (such as 30/300) or 0") from None
 
     def matching(self, name: str, pattern: re.Pattern[str], *, default: str) -> str:
         value = self.optional(name) or default

@@ -12,6 +12,7 @@ most two retries with short back-off, and an overall budget of
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 from collections.abc import Iterator
@@ -43,26 +44,38 @@ STORAGE_CALL_BUDGET_SECONDS = 10
 
 
 class StorageRequestCounter:
-    """Counts the HTTP requests this thread sends to Table Storage; each retry counts.
+    """Counts the HTTP requests sent to Table Storage on behalf of this thread; each retry counts.
 
     Installed as the clients' ``raw_request_hook`` (azure-core's custom hook
-    policy, which runs after the retry policy, once per attempt).
+    policy, which runs after the retry policy, once per attempt). The count
+    lives in a context variable, so work the thread hands to a pool in a copy
+    of its context (:func:`shared.rate_limiter`) is counted with it.
     """
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._tally: contextvars.ContextVar[list[int]] = contextvars.ContextVar("storage_requests")
+        self._lock = threading.Lock()
 
     def __call__(self, request: PipelineRequest[HttpRequest]) -> None:
-        self._local.count = self.count + 1
+        tally = self._current()
+        with self._lock:
+            tally[0] += 1
 
     @property
     def count(self) -> int:
-        """Requests sent by this thread since the last :meth:`reset`."""
-        count: int = getattr(self._local, "count", 0)
-        return count
+        """Requests sent since the last :meth:`reset` in this thread (and the work it handed off)."""
+        return self._current()[0]
 
     def reset(self) -> None:
-        self._local.count = 0
+        self._tally.set([0])
+
+    def _current(self) -> list[int]:
+        try:
+            return self._tally.get()
+        except LookupError:
+            tally = [0]
+            self._tally.set(tally)
+            return tally
 
 
 storage_requests = StorageRequestCounter()

@@ -47,6 +47,10 @@ APP_SETTINGS = (
     "AUTH_LEGACY_MAX_AGE_DAYS",
     "ACCOUNTS_TABLE_ENDPOINT",
     "AUTH_SESSION_MAX_SECONDS",
+    "AUTH_RATE_LIMIT_REGISTER",
+    "AUTH_RATE_LIMIT_LOGIN",
+    "AUTH_RATE_LIMIT_FAIL_OPEN",
+    "AUTH_TRUSTED_PROXY_COUNT",
 )
 
 VECTORS: dict[str, Any] = json.loads((Path(__file__).parent / "vectors.json").read_text())
@@ -105,10 +109,17 @@ def reset_app_caches() -> None:
 
 
 def app_settings_for(connection_string: str) -> dict[str, str]:
+    """A new app's settings; the defaults, but for per-address limits.
+
+    Every request of the suite comes from one loopback address, so the
+    per-address limits are off; the tests of those limits turn them on.
+    """
     return {
         "AUTH_SIGNING_KEY": secrets.token_hex(32),
         "ACCOUNTS_STORAGE_CONNECTION": connection_string,
         "ACCOUNTS_TABLE": unique_table_name(),
+        "AUTH_RATE_LIMIT_REGISTER": "0",
+        "AUTH_RATE_LIMIT_LOGIN": "0",
     }
 
 
@@ -129,13 +140,22 @@ def http_request(
     body: bytes | dict[str, Any] | list[Any] | None = None,
     *,
     token: str | None = None,
+    client: str | None = None,
 ) -> func.HttpRequest:
-    """Build the request the Functions host would hand a function's ``main`` (``token`` in X-ZUMO-AUTH)."""
+    """Build the request the Functions host would hand a function's ``main``.
+
+    ``token`` goes in X-ZUMO-AUTH; ``client`` is the X-Forwarded-For value.
+    """
     raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-ZUMO-AUTH"] = token
+    if client:
+        headers["X-Forwarded-For"] = client
     return func.HttpRequest(
         method=method,
         url=f"http://localhost:7071/api/{route}",
-        headers={"Content-Type": "application/json"} | ({"X-ZUMO-AUTH": token} if token else {}),
+        headers=headers,
         params={},
         route_params={},
         body=raw,

@@ -20,10 +20,13 @@ class Faults:
     drop_without_forwarding: bool = False  # close the connection; storage never sees the request
     only_request_number: int | None = None  # apply the fault to this request (1-based) only
     from_request_number: int = 1  # or to this request and every later one
+    only_containing: bytes | None = None  # only requests whose path or body contain this (counted alone)
     seen: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_request_faulty(self) -> bool:
+    def next_request_faulty(self, path: str, body: bytes) -> bool:
+        if self.only_containing is not None and self.only_containing not in path.encode() + body:
+            return False
         with self.lock:
             self.seen += 1
             if self.only_request_number is not None:
@@ -35,6 +38,7 @@ class Faults:
             self.delay_seconds, self.error_status, self.drop_after_forwarding = 0.0, None, False
             self.drop_without_forwarding = False
             self.only_request_number, self.from_request_number, self.seen = None, 1, 0
+            self.only_containing = None
 
 
 class FaultProxy:
@@ -54,7 +58,7 @@ class FaultProxy:
 
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                faulty = faults.next_request_faulty()
+                faulty = faults.next_request_faulty(self.path, body)
                 if faulty and faults.delay_seconds:
                     time.sleep(faults.delay_seconds)
                 if faulty and faults.drop_without_forwarding:

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 import login
+import me
+import password
 import register
 from shared.account_store import AccountStore
 from shared.passwords import PasswordHasher
@@ -179,3 +181,32 @@ def test_lockout_can_be_turned_off(app_env: AppEnvironment) -> None:
     app_env.set(AUTH_LOCKOUT_THRESHOLD="0")
     assert [attempt("free@example.com", "wrong password!").status_code for _ in range(8)] == [401] * 8
     assert app_env.entities() == [], "nothing is recorded"
+
+
+def test_wrong_current_passwords_count_against_the_lockout(
+    lockout_env: AppEnvironment, verifications: list[str]
+) -> None:
+    """A stolen token does not let its holder guess the current password faster than login would."""
+    token = json.loads(attempt("victim@example.com", PASSWORD).get_body())["token"]
+    wrong_change = {"currentPassword": "wrong password!", "newPassword": "another long passphrase"}
+    assert password.main(http_request("POST", "password", wrong_change, token=token)).status_code == 401
+    wrong_delete = http_request("DELETE", "me", {"password": "wrong password!"}, token=token)
+    assert me.main(wrong_delete).status_code == 401
+    assert attempt("victim@example.com", "wrong password!").status_code == 401
+    verified = len(verifications)
+    right_change = {"currentPassword": PASSWORD, "newPassword": "another long passphrase"}
+    refused = password.main(http_request("POST", "password", right_change, token=token))
+    assert refused.status_code == 429
+    assert problem(refused)["code"] == "too_many_attempts"
+    assert attempt("victim@example.com", PASSWORD).status_code == 429
+    assert len(verifications) == verified, "refused checks run no hash"
+
+
+def test_a_password_change_clears_the_failures(lockout_env: AppEnvironment) -> None:
+    token = json.loads(attempt("victim@example.com", PASSWORD).get_body())["token"]
+    for _ in range(2):
+        assert attempt("victim@example.com", "wrong password!").status_code == 401
+    change = {"currentPassword": PASSWORD, "newPassword": "another long passphrase"}
+    assert password.main(http_request("POST", "password", change, token=token)).status_code == 200
+    record = AccountStore(get_settings().storage).login_record("victim@example.com")
+    assert record.throttle.consecutive_failures == 0

@@ -244,13 +244,25 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
             request = func.HttpRequest(
                 method=self.command,
                 url=f"http://{self.headers.get('Host', 'localhost')}{self.path}",
-                headers=dict(self.headers.items()),
+                headers=self._forwarded_headers(),
                 params=dict(parse_qsl(url.query, keep_blank_values=True)),
                 route_params=route_params,
                 body=body,
             )
             return self._invoke(function, request, origin)
         return self._send(404, self._cors_headers(origin), b"")
+
+    def _forwarded_headers(self) -> dict[str, str]:
+        """The request's headers as the platform's front end passes them on.
+
+        Like Azure's front ends, append the address of the connection's peer
+        (``IP:port``) to ``X-Forwarded-For``, after whatever the client sent.
+        """
+        headers = {name: value for name, value in self.headers.items() if name.lower() != "x-forwarded-for"}
+        host, port = self.client_address[:2]
+        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        headers["X-Forwarded-For"] = ", ".join([*self.headers.get_all("X-Forwarded-For", []), peer])
+        return headers
 
     def _invoke(self, function: HttpFunction, request: func.HttpRequest, origin: str | None) -> int:
         try:
