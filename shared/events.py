@@ -11,13 +11,16 @@ event                     level    when
 registered                INFO     an account was created
 login_succeeded           INFO     a password was right
 login_failed              WARNING  unknown email, wrong or overlong password
-throttled                 WARNING  a login refused for too many failures (429)
+throttled                 WARNING  refused (429): ``reason=account_locked`` or ``address_rate_limit``
+rate_limit_unavailable    WARNING  the per-address counters could not be reached (``fail_open``)
+rate_limit_contended      WARNING  an attempt lost 50 write races on its counter; refused
+client_address_unknown    WARNING  no usable X-Forwarded-For entry; the attempt is not counted
 failure_not_recorded      ERROR    a failed login could not be counted (50 lost write races)
 password_rehashed         INFO     a login upgraded an outdated or legacy hash
 token_refreshed           INFO     /api/refresh signed a fresh token
 logged_out                INFO     every earlier token of an account was revoked
 password_changed          INFO     a password was changed
-password_check_failed     WARNING  a wrong current password on password/delete
+password_check_failed     WARNING  a wrong current password on password/delete (``reason``)
 account_deleted           INFO     an account was deleted
 legacy_token_accepted     INFO     a Mobile Services token passed the gate
 token_rejected            WARNING  the gate refused a token (``reason``)
