@@ -256,10 +256,8 @@ class TestFunctions:
         assert post(login, "known@example.com", "203.0.113.31:1").status_code == 200
 
     def test_defaults(self, app_env: AppEnvironment) -> None:
+        """With no limit settings, the 31st registration from one address in 5 minutes is refused."""
         app_env.set(AUTH_RATE_LIMIT_REGISTER=None, AUTH_RATE_LIMIT_LOGIN=None)
-        limits = get_settings().address_limits
-        assert (str(limits.register), str(limits.login)) == ("30/300", "100/300")
-        assert (limits.trusted_proxies, limits.fail_open) == (0, False)
         codes = [post(register, f"d{i}@example.com", "203.0.113.40").status_code for i in range(31)]
         assert codes == [201] * 30 + [429]
 

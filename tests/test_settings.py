@@ -84,6 +84,23 @@ class TestDefaults:
             hours=1
         )
 
+    def test_address_limits(self) -> None:
+        limits = load_settings(MINIMAL).address_limits
+        assert (str(limits.register), str(limits.login)) == ("30/300", "100/300")
+        assert (limits.trusted_proxies, limits.fail_open) == (0, False)
+        changed = load_settings(
+            MINIMAL
+            | {
+                "AUTH_RATE_LIMIT_REGISTER": "0",
+                "AUTH_RATE_LIMIT_LOGIN": "10/60",
+                "AUTH_TRUSTED_PROXY_COUNT": "1",
+                "AUTH_RATE_LIMIT_FAIL_OPEN": "true",
+            }
+        ).address_limits
+        assert not changed.register.enabled
+        assert (changed.login.count, changed.login.seconds) == (10, 60)
+        assert (changed.trusted_proxies, changed.fail_open) == (1, True)
+
     def test_repr_hides_secrets(self) -> None:
         """Settings can be logged without leaking the key or the connection string."""
         text = repr(load_settings(MINIMAL | {"ACCOUNTS_STORAGE_CONNECTION": "AccountKey=s3cr3t"}))
@@ -123,6 +140,12 @@ class TestFailsClosed:
             ({"AUTH_ARGON2_PARALLELISM": "0"}, "AUTH_ARGON2_PARALLELISM"),
             ({"AUTH_SESSION_MAX_SECONDS": "30"}, "AUTH_SESSION_MAX_SECONDS"),
             ({"AUTH_SESSION_MAX_SECONDS": "-1"}, "AUTH_SESSION_MAX_SECONDS"),
+            ({"AUTH_RATE_LIMIT_REGISTER": "30"}, "AUTH_RATE_LIMIT_REGISTER"),
+            ({"AUTH_RATE_LIMIT_LOGIN": "100/0"}, "AUTH_RATE_LIMIT_LOGIN"),
+            ({"AUTH_RATE_LIMIT_LOGIN": "lots"}, "AUTH_RATE_LIMIT_LOGIN"),
+            ({"AUTH_RATE_LIMIT_FAIL_OPEN": "maybe"}, "AUTH_RATE_LIMIT_FAIL_OPEN"),
+            ({"AUTH_TRUSTED_PROXY_COUNT": "-1"}, "AUTH_TRUSTED_PROXY_COUNT"),
+            ({"AUTH_TRUSTED_PROXY_COUNT": "11"}, "AUTH_TRUSTED_PROXY_COUNT"),
         ],
     )
     def test_bad_value_names_its_setting(self, changes: dict[str, str], setting: str) -> None:
