@@ -63,6 +63,14 @@ def azurite() -> Iterator[Azurite]:
         yield server
 
 
+@pytest.fixture
+def own_azurite(tmp_path: Path) -> Iterator[Azurite]:
+    """An Azurite of this test alone, keeping data on disk across restarts."""
+    server = Azurite(location=tmp_path / "azurite").start()
+    yield server
+    server.stop()
+
+
 def unique_table_name() -> str:
     return "T" + secrets.token_hex(8)
 

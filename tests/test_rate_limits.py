@@ -295,13 +295,6 @@ class TestFunctions:
 
 
 @pytest.fixture
-def own_azurite(tmp_path: Path) -> Iterator[Azurite]:
-    server = Azurite(location=tmp_path / "azurite").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def limited_host(azurite: Azurite, tmp_path: Path) -> Iterator[LocalHost]:
     settings = app_settings_for(azurite.connection_string) | {"AUTH_RATE_LIMIT_LOGIN": "3/300"}
     host = start_local_host(tmp_path, settings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +18,6 @@ from tests.faultproxy import FaultProxy
 from tools.azurite import Azurite, table_connection_string
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def own_azurite(tmp_path: Path) -> Iterator[Azurite]:
-    """An Azurite of this test alone, keeping data on disk across restarts."""
-    server = Azurite(location=tmp_path / "azurite").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
