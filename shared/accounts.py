@@ -88,7 +88,9 @@ class AccountService:
         refused before any hashing, whether or not it has an account. A right
         password whose hash has outdated parameters is re-hashed in the same
         request (guarded by the row's ETag). ``forwarded_for`` is as for
-        :meth:`register`, against ``AUTH_RATE_LIMIT_LOGIN``.
+        :meth:`register`, against ``AUTH_RATE_LIMIT_LOGIN``; the attempt is
+        counted while the password is checked, and an attempt over the limit
+        is refused without its result being used or recorded.
 
         :raises InvalidRequest: the email is not valid.
         :raises TooManyAttempts: too many recent failures for this email, or
@@ -97,21 +99,15 @@ class AccountService:
         :raises StorageUnavailable: storage could not be reached.
         """
         normalized = normalize_email(email)
-        admission = self.limiter.admit(Action.LOGIN, forwarded_for)
         now = datetime.now(UTC)
-        record = self.store.login_record(normalized)  # while the attempt is counted
-        admission.wait()
+        record = self.store.login_record(normalized)
         self._refuse_if_locked(record, now)
+        admission = self.limiter.admit(Action.LOGIN, forwarded_for)
+        verification, reason = self._verify_password(record.credentials, password)  # while it is counted
+        admission.wait()
         credentials = record.credentials
-        if password_length(password) > self.settings.password_policy.max_length:
-            # Longer than any stored password can be: refused without hashing, for any email.
-            self._fail(record, now, "password_too_long", credentials)
-        if credentials is None:
-            self.hasher.verify_nothing(password)
-            self._fail(record, now, "unknown_account", None)
-        verification = self.hasher.verify(credentials.password_hash, password)
-        if verification is Verification.WRONG:
-            self._fail(record, now, "wrong_password", credentials)
+        if credentials is None or verification is Verification.WRONG:
+            self._fail(record, now, reason, credentials)
         new_hash = self.hasher.hash(password) if verification is Verification.OK_NEEDS_REHASH else None
         if new_hash is not None or not record.throttle.is_clear:
             stored = self.store.update_login(
@@ -122,6 +118,19 @@ class AccountService:
                 log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
         log_event("login_succeeded", user_id=credentials.user_id)
         return self._session(credentials.user_id, credentials.email, credentials.session_version, now)
+
+    def _verify_password(self, credentials: Credentials | None, password: str) -> tuple[Verification, str]:
+        """Check ``password`` with the same work whether or not there is an account.
+
+        :returns: the verification, and the reason to log if it is wrong.
+        """
+        if password_length(password) > self.settings.password_policy.max_length:
+            # Longer than any stored password can be: refused without hashing, for any email.
+            return Verification.WRONG, "password_too_long"
+        if credentials is None:
+            self.hasher.verify_nothing(password)
+            return Verification.WRONG, "unknown_account"
+        return self.hasher.verify(credentials.password_hash, password), "wrong_password"
 
     def _refuse_if_locked(self, record: LoginRecord, now: datetime) -> None:
         refused_until = record.throttle.refused_until(self.settings.lockout, now)
@@ -251,10 +260,9 @@ class AccountService:
         if credentials is None:
             log_event("password_check_failed", logging.WARNING, reason="no_account", user_id=account.user_id)
             raise InvalidCredentials()
-        if password_length(password) > self.settings.password_policy.max_length:
-            self._fail(record, now, "password_too_long", credentials, event="password_check_failed")
-        if not self.hasher.verify(credentials.password_hash, password).ok:
-            self._fail(record, now, "wrong_password", credentials, event="password_check_failed")
+        verification, reason = self._verify_password(credentials, password)
+        if not verification.ok:
+            self._fail(record, now, reason, credentials, event="password_check_failed")
         return credentials
 
     def _session(self, user_id: str, email: str, session_version: int, session_started: datetime) -> Session:

@@ -20,8 +20,9 @@ from an address this process has seen is one conditional write, and a new
 address is one insert; only a lost race costs a read. A client over its limit is
 refused from memory with no storage request at all (counts only grow within a
 window, so a remembered refusal is never wrong). The count runs on a pool
-thread while the request does its own storage read or hashing, so it adds a
-request but no waiting.
+thread while the request hashes the password, so it adds a request but no
+waiting; a process hashes for an address over its limit at most once, after
+which it knows and refuses at once.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class RateLimiter:
         self._storage = storage
         self._address_key = address_key
         self._clock = clock
+        self._told_address_unknown = False
         self._lock = threading.Lock()
         self._rows: collections.OrderedDict[str, tuple[str, AttemptWindow]] = collections.OrderedDict()
 
@@ -131,7 +133,9 @@ class RateLimiter:
             return Admission(action, self._limits.fail_open)
         address = client_address(forwarded_for, trusted_proxies=self._limits.trusted_proxies)
         if address is None:
-            log_event("client_address_unknown", logging.WARNING, action=action)
+            if not self._told_address_unknown:  # once per process: a trait of the deployment
+                self._told_address_unknown = True
+                log_event("client_address_unknown", logging.WARNING, action=action)
             return Admission(action, self._limits.fail_open)
         digest = hmac.new(self._address_key, f"client-address:{address}".encode(), hashlib.sha256).hexdigest()
         client = digest[:16]

@@ -18,6 +18,7 @@ import login
 import register
 from shared.client_address import client_address
 from shared.errors import StorageUnavailable, TooManyAttempts
+from shared.passwords import PasswordHasher
 from shared.rate_limiter import Action, RateLimiter
 from shared.settings import StorageSettings, get_settings
 from shared.storage import storage_requests
@@ -255,6 +256,23 @@ class TestFunctions:
         assert known.get_body() == unknown.get_body()
         assert post(login, "known@example.com", "203.0.113.31:1").status_code == 200
 
+    def test_no_hashing_for_a_client_the_process_knows_is_over_its_limit(
+        self, app_env: AppEnvironment, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The process remembers the counts it wrote: the attempt past the limit runs no hash."""
+        app_env.set(AUTH_RATE_LIMIT_LOGIN="2/300")
+        hashed: list[str] = []
+        real = PasswordHasher.verify_nothing
+
+        def spy(self: PasswordHasher, password: str) -> None:
+            hashed.append(password)
+            real(self, password)
+
+        monkeypatch.setattr(PasswordHasher, "verify_nothing", spy)
+        statuses = [post(login, "nobody@example.com", "203.0.113.70").status_code for _ in range(5)]
+        assert statuses == [401, 401, 429, 429, 429]
+        assert len(hashed) == 2
+
     def test_defaults(self, app_env: AppEnvironment) -> None:
         """With no limit settings, the 31st registration from one address in 5 minutes is refused."""
         app_env.set(AUTH_RATE_LIMIT_REGISTER=None, AUTH_RATE_LIMIT_LOGIN=None)
@@ -273,7 +291,7 @@ class TestFunctions:
         storage_requests.reset()
         assert post(login, "rt@example.com", "203.0.113.50").status_code == 429
         assert counts == [2, 2, 2]  # register: insert + counter; login: read + counter (new, then known)
-        assert storage_requests.count == 0
+        assert storage_requests.count == 1, "a refusal the process knows of: the account read alone"
 
     def test_counter_outage_fails_closed_or_open(self, app_env: AppEnvironment, own_azurite: Azurite) -> None:
         proxy = FaultProxy(own_azurite.table_port)
