@@ -91,9 +91,9 @@ class Admission:
         try:
             refused_for = self._future.result()
         except StorageUnavailable:
-            fail_open = self._fail_open
-            log_event("rate_limit_unavailable", logging.WARNING, action=self._action, fail_open=fail_open)
-            if self._fail_open:
+            action, fail_open = self._action, self._fail_open
+            log_event("rate_limit_unavailable", logging.WARNING, action=action, fail_open=fail_open)
+            if fail_open:
                 return
             raise
         if refused_for is not None:
@@ -122,9 +122,10 @@ class RateLimiter:
     def admit(self, action: Action, forwarded_for: str | None) -> Admission:
         """Start counting an attempt from the client that ``forwarded_for`` names.
 
-        Call :meth:`Admission.wait` before doing the expensive part (hashing,
-        storing). An attempt with no usable address, or whose limit is 0, is
-        admitted uncounted.
+        The count runs on a pool thread; do the attempt's own slow work (such
+        as hashing) meanwhile, and call :meth:`Admission.wait` before acting
+        on its outcome (storing, answering). An attempt with no usable
+        address, or whose limit is 0, is admitted uncounted.
 
         :raises TooManyAttempts: at once, when this process knows the address is over its limit.
         """
