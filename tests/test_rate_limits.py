@@ -122,6 +122,12 @@ class TestClientAddress:
     def test_no_usable_address(self, value: str | None) -> None:
         assert client_address(value) is None
 
+    @given(value=st.text(), proxies=st.integers(0, 10))
+    def test_never_raises(self, value: str, proxies: int) -> None:
+        """Any header value gives an address or none: never an error (a 500)."""
+        address = client_address(value, trusted_proxies=proxies)
+        assert address is None or isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Network)
+
     def test_trusted_proxies_move_left(self) -> None:
         value = "6.6.6.6, 198.51.100.7, 10.0.0.4:1234"  # spoofed, client as Front Door saw it, Front Door
         assert client_address(value, trusted_proxies=1) == ipaddress.ip_address("198.51.100.7")
