@@ -13,3 +13,4 @@ def test_soak_with_a_storage_restart() -> None:
     assert report.server_errors == 0, report.summary()
     assert report.unreachable_accounts == [], report.summary()
     assert report.phantom_accounts == [], report.summary()
+    assert report.attempt_counters > 20, "the per-address limits counted the clients' addresses"

@@ -6,6 +6,11 @@ Clients register, log in and call ``/api/me`` over loopback for a bounded time;
 halfway through, Azurite is stopped and started again. Afterwards every
 account that got 201 must log in, no email whose registration got anything
 else may have an account, and no request may have got a 500.
+
+The per-address limits are on, at their defaults: the host trusts one proxy
+(``AUTH_TRUSTED_PROXY_COUNT=1``) and each client sends ``X-Forwarded-For`` as
+that proxy would, from a pool of addresses of its own, so that the counters
+are created, updated and raced over like those of many users.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from tools import devhost
 from tools.azurite import Azurite, free_port
 
 PASSWORD = "correct horse battery soak"  # noqa: S105 - the soak accounts' password
+#: Under the default limits (30 registrations and 100 logins per 5 minutes per address) at soak rates.
+ADDRESSES_PER_CLIENT = 200
+CHECK_CLIENT = 255
 
 
 @dataclass
@@ -45,6 +53,7 @@ class SoakReport:
     restarts: int = 0
     unreachable_accounts: list[str] = field(default_factory=list)
     phantom_accounts: list[str] = field(default_factory=list)
+    attempt_counters: int = 0
 
     @property
     def server_errors(self) -> int:
@@ -62,21 +71,29 @@ class SoakReport:
         )
         lines.append(f"201 accounts that cannot log in: {len(self.unreachable_accounts)}")
         lines.append(f"refused registrations that exist anyway: {len(self.phantom_accounts)}")
+        lines.append(f"per-address attempt counters in the table: {self.attempt_counters}")
         lines.append(f"500 responses: {self.server_errors}")
         lines.append("OK" if self.ok else "FAILED")
         return "\n".join(lines)
 
 
 class _Client:
-    def __init__(self, port: int) -> None:
+    """One keep-alive connection, speaking for ``ADDRESSES_PER_CLIENT`` users behind a proxy."""
+
+    def __init__(self, port: int, number: int) -> None:
         self.port = port
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        # 198.18.0.0/15 is for benchmarks (RFC 2544); each client has addresses of its own.
+        self.addresses = [f"198.18.{number}.{host}" for host in range(1, ADDRESSES_PER_CLIENT + 1)]
+        self.rng = random.Random(number)  # noqa: S311 - load shape, not a secret
 
     def close(self) -> None:
         self.connection.close()
 
     def call(self, method: str, route: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"} | ({"X-ZUMO-AUTH": token} if token else {})
+        headers = {"Content-Type": "application/json", "X-Forwarded-For": self.rng.choice(self.addresses)}
+        if token:
+            headers["X-ZUMO-AUTH"] = token
         payload = json.dumps(body).encode() if body is not None else None
         try:
             self.connection.request(method, f"/api/{route}", body=payload, headers=headers)
@@ -100,8 +117,8 @@ class _Traffic:
         self.tokens: list[str] = []
 
     def client(self, number: int) -> None:
-        client = _Client(self.port)
-        rng = random.Random(number)  # noqa: S311 - load shape, not a secret
+        client = _Client(self.port, number)
+        rng = client.rng
         while time.monotonic() < self.deadline:
             with self.lock:
                 known = sorted(self.report.registered)
@@ -135,7 +152,7 @@ class _Traffic:
 
 def _check(report: SoakReport, port: int, connection_string: str) -> None:
     """Every 201 account logs in; no refused registration left an account behind."""
-    check = _Client(port)
+    check = _Client(port, CHECK_CLIENT)
     for email in sorted(report.registered):
         if check.call("POST", "login", {"email": email, "password": PASSWORD})[0] != 200:
             report.unreachable_accounts.append(email)
@@ -148,6 +165,8 @@ def _check(report: SoakReport, port: int, connection_string: str) -> None:
                 continue  # no account, as it should be
             if "UserId" in row:
                 report.phantom_accounts.append(email)
+        counters = table.query_entities("PartitionKey ge 'rate-' and PartitionKey lt 'rate.'")
+        report.attempt_counters = sum(1 for _ in counters)
 
 
 def run_soak(seconds: float, clients: int = 4, *, restart_pause: float = 2.0) -> SoakReport:
@@ -159,9 +178,7 @@ def run_soak(seconds: float, clients: int = 4, *, restart_pause: float = 2.0) ->
                 "AUTH_SIGNING_KEY": secrets.token_hex(32),
                 "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
                 "ACCOUNTS_TABLE": "Soak",
-                # Every client of the soak shares one loopback address.
-                "AUTH_RATE_LIMIT_REGISTER": "0",
-                "AUTH_RATE_LIMIT_LOGIN": "0",
+                "AUTH_TRUSTED_PROXY_COUNT": "1",
             }
         )
         settings = Path(folder) / "local.settings.json"
