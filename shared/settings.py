@@ -121,9 +121,12 @@ def _address_limits(reader: _Reader) -> AddressLimits:
         register=reader.rate("AUTH_RATE_LIMIT_REGISTER", default=defaults.register),
         login=reader.rate("AUTH_RATE_LIMIT_LOGIN", default=defaults.login),
         trusted_proxies=reader.integer(
-            "AUTH_TRUSTED_PROXY_COUNT", default=0, minimum=0, maximum=_MAX_TRUSTED_PROXIES
+            "AUTH_TRUSTED_PROXY_COUNT",
+            default=defaults.trusted_proxies,
+            minimum=0,
+            maximum=_MAX_TRUSTED_PROXIES,
         ),
-        fail_open=reader.boolean("AUTH_RATE_LIMIT_FAIL_OPEN", default=False),
+        fail_open=reader.boolean("AUTH_RATE_LIMIT_FAIL_OPEN", default=defaults.fail_open),
     )
 
 

@@ -49,7 +49,7 @@ class StorageRequestCounter:
     Installed as the clients' ``raw_request_hook`` (azure-core's custom hook
     policy, which runs after the retry policy, once per attempt). The count
     lives in a context variable, so work the thread hands to a pool in a copy
-    of its context (:func:`shared.rate_limiter`) is counted with it.
+    of its context (as :mod:`shared.rate_limiter` does) is counted with it.
     """
 
     def __init__(self) -> None:
