@@ -31,7 +31,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.errors import InvalidToken
-from shared.tokens import ALGORITHM, MAX_TOKEN_LENGTH, ZUMO_ISSUER, VerifiedToken, zumo_signing_key
+from shared.tokens import (
+    ALGORITHM,
+    MAX_NUMERIC_DATE,
+    MAX_TOKEN_LENGTH,
+    ZUMO_ISSUER,
+    VerifiedToken,
+    zumo_signing_key,
+)
 
 __all__ = [
     "LEGACY_AUDIENCE",
@@ -50,6 +57,8 @@ LEGACY_HASH_BYTES = 32
 LEGACY_AUDIENCE = "Custom"
 #: exp values above this are milliseconds (as seconds they would be after the year 5000).
 _MILLISECOND_THRESHOLD = 100_000_000_000
+#: The latest exp accepted, in milliseconds (as seconds, anything up to the threshold is earlier).
+_MAX_EXP_MILLISECONDS = MAX_NUMERIC_DATE * 1000
 
 
 def legacy_hash(password: str, salt: str) -> str:
@@ -133,11 +142,13 @@ def verify_legacy_token(
 
     The signature is checked by PyJWT (HS256 only). Then: ``iss`` must be the
     Mobile Services URN and ``aud`` ``Custom``; ``uid`` names the user; ``exp``
-    is required, read as milliseconds when it is too large to be seconds, must
-    not have passed, and must lie within ``settings.max_age`` from now (a
-    token that claims to live longer is not honoured).
+    is required, must be a number (not a string or bool), is read as
+    milliseconds when it is too large to be seconds, must not have passed,
+    and must lie within ``settings.max_age`` from now (a token that claims to
+    live longer is not honoured).
 
-    :raises InvalidToken: for any problem; ``reason`` says which.
+    :raises InvalidToken: for any problem, a claim of the wrong type or out of
+        range included; ``reason`` says which.
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("legacy: token too long")
@@ -168,8 +179,10 @@ def _verified_legacy_claims(
     if not isinstance(user_id, str) or not user_id:
         raise InvalidToken("legacy: no uid")
     exp = claims.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float) or exp <= 0:
-        raise InvalidToken("legacy: exp missing or not a number")
+    # NaN fails the comparison; the upper bound also keeps a huge int from overflowing the
+    # float division below.
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not 0 < exp <= _MAX_EXP_MILLISECONDS:
+        raise InvalidToken("legacy: exp missing, not a number or out of range")
     seconds = exp / 1000 if exp > _MILLISECOND_THRESHOLD else exp
     try:
         expires_at = datetime.fromtimestamp(seconds, UTC)

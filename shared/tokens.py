@@ -14,7 +14,9 @@ Two wire formats are supported, both HS256 JWTs:
 
 Everything a caller could get wrong is fixed here: the algorithm is pinned to
 HS256 (never ``none``, never taken from the token), the key never comes from the
-token, and ``exp``, ``iss`` and ``aud`` are always required and checked.
+token, and ``exp``, ``iss`` and ``aud`` are always required and checked. Every
+claim the service reads must also have its type and range, even in a correctly
+signed token: a wrong one is an invalid token, never a server error.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALGORITHM",
+    "MAX_NUMERIC_DATE",
+    "MAX_SESSION_VERSION",
     "MAX_TOKEN_LENGTH",
     "SESSION_STARTED_CLAIM",
     "SESSION_VERSION_CLAIM",
@@ -57,6 +61,10 @@ SESSION_VERSION_CLAIM = "sv"
 SESSION_STARTED_CLAIM = "sat"
 #: Tokens longer than this are rejected before any parsing.
 MAX_TOKEN_LENGTH = 4096
+#: The latest time claim accepted (seconds): 9999-12-31T23:59:59Z, the end of ``datetime``'s range.
+MAX_NUMERIC_DATE = 253_402_300_799
+#: The largest session version (claim ``sv``) accepted: what an Int64 table property holds.
+MAX_SESSION_VERSION = 2**63 - 1
 
 
 class TokenFormat(StrEnum):
@@ -192,9 +200,11 @@ def verify_token(settings: TokenSettings, token: str) -> VerifiedToken:
     header ``kid`` (``appservice``) or tried in order (``zumo``, whose ``kid`` is
     always ``"0"``). ``exp``, ``iss`` and ``aud`` must be present and right;
     ``nbf`` and ``iat`` are checked when present; ``settings.leeway`` absorbs
-    clock skew.
+    clock skew. Then every claim read must have its type and range (see
+    :func:`_verified`), which PyJWT does not fully check.
 
-    :raises InvalidToken: for any problem; ``reason`` says which, for logs only.
+    :raises InvalidToken: for any problem, a claim of the wrong type or out of
+        range included; ``reason`` says which, for logs only.
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token too long")
@@ -222,6 +232,10 @@ def verify_token(settings: TokenSettings, token: str) -> VerifiedToken:
             continue
         except pyjwt.PyJWTError as error:
             raise InvalidToken(f"rejected: {type(error).__name__}") from None
+        except (TypeError, OverflowError):
+            # PyJWT releases before jpadilla/pyjwt#1186 int() exp, nbf and iat catching only
+            # ValueError, so a signed list, null or Infinity escaped decode() as these.
+            raise InvalidToken("rejected: a time claim PyJWT could not read") from None
         return _verified(settings.format, claims)
     reason = type(last_error).__name__ if last_error else "unknown key id"
     raise InvalidToken(f"rejected: {reason}")
@@ -266,26 +280,58 @@ def _required_claims(token_format: TokenFormat) -> list[str]:
 
 
 def _verified(token_format: TokenFormat, claims: dict[str, Any]) -> VerifiedToken:
+    """Return the claims of a token PyJWT accepted, after checking the type and range of each one read.
+
+    PyJWT checks ``iss`` and ``aud`` (strings) but compares ``exp``, ``nbf`` and
+    ``iat`` after ``int()``, so it lets through numeric strings, booleans,
+    negative and huge numbers; they are refused here. A claim present with
+    ``null`` counts as present.
+
+    :raises InvalidToken: a claim has the wrong type or is out of range.
+    """
     user_id = claims.get("uid" if token_format is TokenFormat.ZUMO else "sub")
     if not isinstance(user_id, str) or not user_id:
         raise InvalidToken("user id claim is not a non-empty string")
+    expires_at = _numeric_date(claims, "exp")
+    if expires_at is None:  # PyJWT requires it; kept so that no path depends on that
+        raise InvalidToken("exp claim is missing")
+    _numeric_date(claims, "nbf")
+    issued_at = _numeric_date(claims, "iat")
     session_version = claims.get(SESSION_VERSION_CLAIM, 0)
-    if type(session_version) is not int or session_version < 0:
-        raise InvalidToken("session version claim is not a whole number")
-    issued_at = claims.get("iat")
-    started = claims.get(SESSION_STARTED_CLAIM)
-    if started is not None and type(started) is not int:
-        raise InvalidToken("session start claim is not a whole number")
+    if type(session_version) is not int or not 0 <= session_version <= MAX_SESSION_VERSION:
+        raise InvalidToken("session version claim is not a whole number in range")
+    session_started = _numeric_date(claims, SESSION_STARTED_CLAIM, whole_seconds=True, what="session start")
+    return VerifiedToken(
+        user_id=user_id,
+        expires_at=expires_at,
+        issued_at=issued_at,
+        session_version=session_version,
+        session_started=session_started,
+    )
+
+
+def _numeric_date(
+    claims: dict[str, Any], name: str, *, whole_seconds: bool = False, what: str | None = None
+) -> datetime | None:
+    """Return the time claim ``name`` (a JWT NumericDate), or None if the token has no such claim.
+
+    The value must be an ``int`` (or, unless ``whole_seconds``, a finite
+    ``float``; never a ``bool``) from 0 to :data:`MAX_NUMERIC_DATE`.
+
+    :raises InvalidToken: the claim is present with any other value; the
+        reason names it as ``what`` (default: the claim's name).
+    """
+    if name not in claims:
+        return None
+    value = claims[name]
+    kinds: tuple[type, ...] = (int,) if whole_seconds else (int, float)
+    # type() rather than isinstance(): bool is an int. NaN fails the comparison.
+    if type(value) not in kinds or not 0 <= value <= MAX_NUMERIC_DATE:
+        raise InvalidToken(f"{what or name} claim is not a time in range")
     try:
-        return VerifiedToken(
-            user_id=user_id,
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-            issued_at=datetime.fromtimestamp(issued_at, UTC) if isinstance(issued_at, int | float) else None,
-            session_version=session_version,
-            session_started=datetime.fromtimestamp(started, UTC) if started is not None else None,
-        )
-    except (OverflowError, ValueError, OSError):
-        raise InvalidToken("a time claim is out of range") from None
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):  # platforms whose gmtime stops before year 9999
+        raise InvalidToken(f"{what or name} claim is out of range") from None
 
 
 def _seconds(instant: datetime) -> int:
