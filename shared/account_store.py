@@ -6,8 +6,9 @@ one entity-group transaction:
 ============  =========================  ============================================================
 entity        RowKey                     properties
 ============  =========================  ============================================================
-login row     ``email:<encoded email>``  ``UserId``, ``Email``, ``PasswordHash``, ``SessionVersion``
-account row   ``user:<user id>``         ``Email``, ``CreatedAt``, ``SessionVersion``
+login row     ``email:<encoded email>``  ``UserId``, ``Email``, ``PasswordHash``, ``SessionVersion``,
+                                         ``EmailVerified``
+account row   ``user:<user id>``         ``Email``, ``CreatedAt``, ``SessionVersion``, ``EmailVerified``
 ============  =========================  ============================================================
 
 The PartitionKey is ``acct-`` + the first two hex digits of SHA-256 of the
@@ -29,11 +30,24 @@ of it writes both rows in one transaction, each guarded by its ETag.
 Accounts imported from Mobile Services keep their user ids (``Custom:<id>``),
 which carry no partition. For them an alias row (PartitionKey ``alias-`` + two
 hex digits of SHA-256 of the user id, RowKey ``user:<user id>``) names the
-account's partition; it never changes, so each process caches it.
+account's partition; each process caches it, and looks again when the cached
+partition no longer holds the account.
+
+An account's rows always live in the partition of its current email. Changing
+the email therefore moves the account (see :meth:`AccountStore.move_email`):
+the old rows are marked ``MovingTo``, copied to the new partition marked
+``MovedFrom``, the alias is pointed at the new partition, the old rows are
+deleted (the commit point: from then on only the new email logs in), and the
+marks are cleared. Any step can be interrupted; :meth:`AccountStore.resume_move`
+completes the move from whatever state it finds, or undoes it when the new
+email was taken by a registration before the copy. One-time codes (see
+:mod:`shared.codes`) are rows of the account's partition too, so that using one
+is part of the same transaction as the change it allows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import secrets
@@ -66,6 +80,7 @@ __all__ = [
     "Credentials",
     "ImportOutcome",
     "LoginRecord",
+    "MoveOutcome",
     "account_rows",
     "alias_keys",
     "email_row_key",
@@ -73,7 +88,11 @@ __all__ = [
     "new_user_id",
     "partition_for_email",
     "partition_for_user_id",
+    "user_row_key",
 ]
+
+#: One operation of an entity-group transaction, as azure-data-tables takes it.
+Operation = tuple[Any, ...]
 
 USER_ID_PREFIX = "custom:"
 LEGACY_USER_ID_PREFIX = "Custom:"
@@ -96,6 +115,16 @@ class Credentials:
     password_hash: str
     session_version: int
     etag: str
+    email_verified: bool = False
+    #: Set while the account is being moved to another email (see the module's docstring).
+    moving_to: str | None = None
+    #: Set on the new login row of a move until the move is finished.
+    moved_from: str | None = None
+
+    @property
+    def in_move(self) -> bool:
+        """Whether an email change of this account is under way (or was interrupted)."""
+        return self.moving_to is not None or self.moved_from is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +146,16 @@ class Account:
     created_at: datetime
     session_version: int = 0
     etag: str = ""
+    email_verified: bool = False
+    #: The email the account is being moved to, while a change is under way.
+    moving_to: str | None = None
+    #: The email the account was moved from, until the move is finished.
+    moved_from: str | None = None
+
+    @property
+    def in_move(self) -> bool:
+        """Whether an email change of this account is under way (or was interrupted)."""
+        return self.moving_to is not None or self.moved_from is not None
 
 
 def encode_key(value: str) -> str:
@@ -155,12 +194,13 @@ def email_row_key(email: str) -> str:
     return row_key
 
 
-def _user_row_key(user_id: str) -> str:
+def user_row_key(user_id: str) -> str:
+    """Return the RowKey of the account row of ``user_id``."""
     return "user:" + encode_key(user_id)
 
 
 def account_rows(
-    user_id: str, email: str, password_hash: str, created_at: datetime
+    user_id: str, email: str, password_hash: str, created_at: datetime, *, email_verified: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The two entities of a new account (the schema above): its login row and its account row."""
     partition = partition_for_email(email)
@@ -171,13 +211,15 @@ def account_rows(
         "Email": email,
         "PasswordHash": password_hash,
         "SessionVersion": 0,
+        "EmailVerified": email_verified,
     }
     account_row = {
         "PartitionKey": partition,
-        "RowKey": _user_row_key(user_id),
+        "RowKey": user_row_key(user_id),
         "Email": email,
         "CreatedAt": created_at,
         "SessionVersion": 0,
+        "EmailVerified": email_verified,
     }
     return login_row, account_row
 
@@ -185,7 +227,17 @@ def account_rows(
 def alias_keys(user_id: str) -> tuple[str, str]:
     """Return the PartitionKey and RowKey of a legacy user id's alias row."""
     digest = hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:_SHARD_DIGITS]
-    return _ALIAS_PARTITION_PREFIX + digest, _user_row_key(user_id)
+    return _ALIAS_PARTITION_PREFIX + digest, user_row_key(user_id)
+
+
+class MoveOutcome(Enum):
+    """How an email change ended."""
+
+    MOVED = "moved"
+    #: The new email got an account of its own before the move copied the account there.
+    EMAIL_TAKEN = "email taken"
+    #: There was no move of this account to resume.
+    NOTHING = "nothing to do"
 
 
 class ImportOutcome(Enum):
@@ -244,6 +296,9 @@ class AccountStore:
                 password_hash=entity["PasswordHash"],
                 session_version=entity.get("SessionVersion", 0),
                 etag=etag,
+                email_verified=bool(entity.get("EmailVerified", False)),
+                moving_to=entity.get("MovingTo") or None,
+                moved_from=entity.get("MovedFrom") or None,
             )
         throttle = LoginThrottle(
             consecutive_failures=entity.get("FailedLogins", 0),
@@ -282,21 +337,26 @@ class AccountStore:
         return True
 
     def account(self, user_id: str) -> Account | None:
-        """Return the account of ``user_id``, or ``None`` if there is none."""
-        partition = partition_for_user_id(user_id) or self._legacy_partition(user_id)
+        """Return the account of ``user_id``, or ``None`` if there is none.
+
+        One point read, in the partition the process last found the account
+        in (or the one its user id names). When that partition no longer holds
+        it (the account moved with an email change, on this or another
+        instance), the alias row is read again and the account looked up there.
+        """
+        remembered = self._alias_partitions.get(user_id)
+        partition = remembered or partition_for_user_id(user_id) or self._legacy_partition(user_id)
         if partition is None:
             return None
-        entity = self._get(partition, _user_row_key(user_id), "read account")
+        entity = self._get(partition, user_row_key(user_id), "read account")
         if entity is None:
-            return None
-        created_at: datetime = entity["CreatedAt"]
-        return Account(
-            user_id=user_id,
-            email=entity["Email"],
-            created_at=created_at,
-            session_version=entity.get("SessionVersion", 0),
-            etag=entity.metadata["etag"],
-        )
+            moved_to = self._legacy_partition(user_id, refresh=True)
+            if moved_to is None or moved_to == partition:
+                return None
+            entity = self._get(moved_to, user_row_key(user_id), "read account")
+            if entity is None:
+                return None
+        return _account(user_id, entity)
 
     def revoke_sessions(self, account: Account) -> None:
         """Make every token issued so far for ``account`` invalid.
@@ -337,16 +397,22 @@ class AccountStore:
             ),
             (
                 "delete",
-                {"PartitionKey": partition, "RowKey": _user_row_key(account.user_id)},
+                {"PartitionKey": partition, "RowKey": user_row_key(account.user_id)},
                 _unchanged(account.etag),
             ),
         ]
         self._transact(operations, "delete account")
-        if partition_for_user_id(account.user_id) is None:
+        if partition_for_user_id(account.user_id) != partition:
             self._delete_alias(account.user_id)
 
     def import_legacy(
-        self, user_id: str, email: str, stored_hash: str, created_at: datetime
+        self,
+        user_id: str,
+        email: str,
+        stored_hash: str,
+        created_at: datetime,
+        *,
+        email_verified: bool = False,
     ) -> ImportOutcome:
         """Store an account imported from Mobile Services, keeping its user id; never overwrite.
 
@@ -357,7 +423,9 @@ class AccountStore:
         """
         if not self._claim_alias(user_id, email):
             return ImportOutcome.USER_ID_TAKEN
-        login_row, account_row = account_rows(user_id, email, stored_hash, created_at)
+        login_row, account_row = account_rows(
+            user_id, email, stored_hash, created_at, email_verified=email_verified
+        )
         if self._create_or_claim(login_row, account_row, "import account") is not None:
             return ImportOutcome.IMPORTED
         existing = self.credentials(email)
@@ -365,6 +433,225 @@ class AccountStore:
             return ImportOutcome.ALREADY_IMPORTED
         self._delete_alias(user_id)
         return ImportOutcome.EMAIL_TAKEN
+
+    # Changes allowed by a one-time code: each is one transaction that also uses the code up.
+
+    def reset_password(self, credentials: Credentials, password_hash: str, use_code: Operation) -> int:
+        """Store a new hash, revoke every token, clear the lockout and mark the email verified,
+        using the code up, in one transaction guarded by the login row's ETag.
+
+        :returns: the new session version.
+        :raises ConflictError: the account or the code changed since read; nothing written.
+        """
+        new_version = credentials.session_version + 1
+        changes = {"SessionVersion": new_version, "EmailVerified": True}
+        login_changes = changes | {
+            "PasswordHash": password_hash,
+            "FailedLogins": 0,
+            "LockedUntil": _NEVER,
+            "FailureWindowStart": _NEVER,
+            "FailureWindowCount": 0,
+        }
+        self._change_with_code(credentials, login_changes, changes, use_code, "reset password")
+        return new_version
+
+    def mark_verified(self, credentials: Credentials, use_code: Operation) -> None:
+        """Mark the account's email verified, using the code up, in one transaction.
+
+        :raises ConflictError: the account or the code changed since read; nothing written.
+        """
+        changes = {"EmailVerified": True}
+        self._change_with_code(credentials, changes, changes, use_code, "verify email")
+
+    def _change_with_code(
+        self,
+        credentials: Credentials,
+        login_changes: dict[str, Any],
+        account_changes: dict[str, Any],
+        use_code: Operation,
+        operation: str,
+    ) -> None:
+        partition = partition_for_email(credentials.email)
+        merge = {"mode": UpdateMode.MERGE}
+        login_row = {"PartitionKey": partition, "RowKey": email_row_key(credentials.email), **login_changes}
+        account_row = {
+            "PartitionKey": partition,
+            "RowKey": user_row_key(credentials.user_id),
+            **account_changes,
+        }
+        self._transact(
+            [
+                ("update", login_row, merge | _unchanged(credentials.etag)),
+                ("update", account_row, merge),  # must exist (If-Match: *)
+                use_code,
+            ],
+            operation,
+        )
+
+    # Email change: a move of the account's rows to the new email's partition.
+
+    def move_email(self, account: Account, new_email: str, use_code: Operation) -> MoveOutcome:
+        """Move ``account`` to ``new_email`` (verified), using the code up; see the module's docstring.
+
+        :raises ConflictError: the account or the code changed since read; nothing written.
+        :raises StorageUnavailable: storage failed part way; :meth:`resume_move` finishes the move.
+        """
+        old_partition = partition_for_email(account.email)
+        if partition_for_email(new_email) == old_partition:
+            return self._move_within_partition(account, new_email, use_code)
+        login = self._get(old_partition, email_row_key(account.email), "read login")
+        if login is None or login.get("UserId") != account.user_id:
+            raise ConflictError()
+        marks = {"mode": UpdateMode.MERGE}
+        self._transact(
+            [
+                (
+                    "update",
+                    {"PartitionKey": old_partition, "RowKey": login["RowKey"], "MovingTo": new_email},
+                    marks | _unchanged(login.metadata["etag"]),
+                ),
+                (
+                    "update",
+                    {
+                        "PartitionKey": old_partition,
+                        "RowKey": user_row_key(account.user_id),
+                        "MovingTo": new_email,
+                    },
+                    marks | _unchanged(account.etag),
+                ),
+                use_code,
+            ],
+            "begin email change",
+        )
+        return self.resume_move(account.user_id, account.email, new_email)
+
+    def resume_move(self, user_id: str, old_email: str, new_email: str) -> MoveOutcome:
+        """Take a move of ``user_id`` from ``old_email`` to ``new_email`` to its end, from any step.
+
+        Safe to call any number of times, from any instance, concurrently.
+
+        :raises StorageUnavailable: storage failed; call again.
+        """
+        old_partition, new_partition = partition_for_email(old_email), partition_for_email(new_email)
+        old_login = self._get(old_partition, email_row_key(old_email), "read old login")
+        old_account = self._get(old_partition, user_row_key(user_id), "read old account")
+        marked = (
+            old_login is not None
+            and old_login.get("UserId") == user_id
+            and old_login.get("MovingTo") == new_email
+            and old_account is not None
+        )
+        new_login = self._get(new_partition, email_row_key(new_email), "read new login")
+        copied = new_login is not None and new_login.get("UserId") == user_id
+        if not marked and not copied:
+            return MoveOutcome.NOTHING
+        if marked and not copied:
+            login_row, account_row = _moved_rows(old_login, old_account, new_email)
+            if self._create_or_claim(login_row, account_row, "copy account") is None:
+                self._unmark(old_partition, old_login, old_account)
+                log_event("email_change_undone", user_id=user_id, reason="email_taken")
+                return MoveOutcome.EMAIL_TAKEN
+        self._point_alias(user_id, new_email)
+        if marked:
+            # The commit point: from here on only the new email logs in.
+            self._delete_rows(
+                old_partition, [email_row_key(old_email), user_row_key(user_id)], "commit email change"
+            )
+        cleared = {"MovedFrom": ""}
+        self._merge_existing(new_partition, [email_row_key(new_email), user_row_key(user_id)], cleared)
+        return MoveOutcome.MOVED
+
+    def _move_within_partition(self, account: Account, new_email: str, use_code: Operation) -> MoveOutcome:
+        """Both emails share a partition: the whole move is one transaction."""
+        partition = partition_for_email(account.email)
+        login = self._get(partition, email_row_key(account.email), "read login")
+        if login is None or login.get("UserId") != account.user_id:
+            raise ConflictError()
+        target = self._get(partition, email_row_key(new_email), "read new login")
+        if target is not None and "UserId" in target:
+            return MoveOutcome.EMAIL_TAKEN
+        new_login = {k: v for k, v in login.items() if k not in ("MovingTo", "MovedFrom")}
+        new_login |= {"RowKey": email_row_key(new_email), "Email": new_email, "EmailVerified": True}
+        if target is None:
+            write_new: Operation = ("create", new_login)
+        else:  # a placeholder holding a failure record: take it over
+            write_new = (
+                "update",
+                new_login,
+                {"mode": UpdateMode.REPLACE, **_unchanged(target.metadata["etag"])},
+            )
+        account_row = {
+            "PartitionKey": partition,
+            "RowKey": user_row_key(account.user_id),
+            "Email": new_email,
+            "EmailVerified": True,
+        }
+        try:
+            self._transact(
+                [
+                    (
+                        "delete",
+                        {"PartitionKey": partition, "RowKey": login["RowKey"]},
+                        _unchanged(login.metadata["etag"]),
+                    ),
+                    write_new,
+                    ("update", account_row, {"mode": UpdateMode.MERGE, **_unchanged(account.etag)}),
+                    use_code,
+                ],
+                "change email",
+            )
+        except ConflictError:
+            target = self._get(partition, email_row_key(new_email), "read new login")
+            if target is not None and "UserId" in target and target["UserId"] != account.user_id:
+                return MoveOutcome.EMAIL_TAKEN
+            raise
+        return MoveOutcome.MOVED
+
+    def _unmark(self, partition: str, login: Any, account: Any) -> None:
+        """Undo the first step of a move whose new email was taken."""
+        unmarked = {"mode": UpdateMode.MERGE}
+        with contextlib.suppress(ConflictError):  # unmarked already, by another resumption
+            self._transact(
+                [
+                    (
+                        "update",
+                        {"PartitionKey": partition, "RowKey": login["RowKey"], "MovingTo": ""},
+                        unmarked | _unchanged(login.metadata["etag"]),
+                    ),
+                    (
+                        "update",
+                        {"PartitionKey": partition, "RowKey": account["RowKey"], "MovingTo": ""},
+                        unmarked | _unchanged(account.metadata["etag"]),
+                    ),
+                ],
+                "undo email change",
+            )
+
+    def _point_alias(self, user_id: str, email: str) -> None:
+        """Make the alias row of ``user_id`` name the partition of ``email`` (none is needed at home)."""
+        partition = partition_for_email(email)
+        self._alias_partitions.pop(user_id, None)
+        if partition_for_user_id(user_id) == partition:
+            with storage_errors("delete alias"):
+                self._table().delete_entity(*alias_keys(user_id))
+            return
+        with storage_errors("write alias"):
+            self._table().upsert_entity(self._alias_row(user_id, email), mode=UpdateMode.REPLACE)
+
+    def _delete_rows(self, partition: str, row_keys: list[str], operation: str) -> None:
+        """Delete those of ``row_keys`` that still exist, together."""
+        with contextlib.suppress(ConflictError):  # deleted already, by another resumption
+            self._transact(
+                [("delete", {"PartitionKey": partition, "RowKey": key}) for key in row_keys], operation
+            )
+
+    def _merge_existing(self, partition: str, row_keys: list[str], changes: dict[str, Any]) -> None:
+        merge = {"mode": UpdateMode.MERGE}
+        operations: list[Operation] = [
+            ("update", {"PartitionKey": partition, "RowKey": key, **changes}, merge) for key in row_keys
+        ]
+        with contextlib.suppress(ConflictError):  # finished already, or deleted since
+            self._transact(operations, "finish email change")
 
     # Bulk import: a handful of requests per partition instead of several per account.
 
@@ -395,14 +682,18 @@ class AccountStore:
         ]
         self._transact(operations, "write aliases")
 
-    def create_imported(self, accounts: list[tuple[str, str, str, datetime]]) -> bool:
+    def create_imported(
+        self, accounts: list[tuple[str, str, str, datetime]], *, email_verified: bool = False
+    ) -> bool:
         """Create legacy accounts (user id, email, stored hash, created), all of one partition, atomically.
 
         :returns: ``False`` if any of their rows exists (nothing was written).
         """
         operations = []
         for user_id, email, stored_hash, created_at in accounts:
-            login_row, account_row = account_rows(user_id, email, stored_hash, created_at)
+            login_row, account_row = account_rows(
+                user_id, email, stored_hash, created_at, email_verified=email_verified
+            )
             operations += [("create", login_row), ("create", account_row)]
         try:
             self._transact(operations, "import accounts")
@@ -484,9 +775,10 @@ class AccountStore:
                 return bool(existing.get("Email") == email)
         return True
 
-    def _legacy_partition(self, user_id: str) -> str | None:
-        partition = self._alias_partitions.get(user_id)
+    def _legacy_partition(self, user_id: str, *, refresh: bool = False) -> str | None:
+        partition = None if refresh else self._alias_partitions.get(user_id)
         if partition is None:
+            self._alias_partitions.pop(user_id, None)
             alias = self._get(*alias_keys(user_id), "read alias")
             if alias is None:
                 return None
@@ -499,7 +791,7 @@ class AccountStore:
     def _delete_alias(self, user_id: str) -> None:
         self._alias_partitions.pop(user_id, None)
         with storage_errors("delete alias"):
-            self._table().delete_entity(*alias_keys(user_id))
+            self._table().delete_entity(*alias_keys(user_id))  # no error when it is already gone
 
     def _update_both(
         self,
@@ -516,7 +808,7 @@ class AccountStore:
             # A new password was given with the right current one: failures before it no longer count.
             login_changes |= {"PasswordHash": password_hash, "FailedLogins": 0, "LockedUntil": _NEVER}
         login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **login_changes}
-        account_row = {"PartitionKey": partition, "RowKey": _user_row_key(account.user_id), **changes}
+        account_row = {"PartitionKey": partition, "RowKey": user_row_key(account.user_id), **changes}
         # Without credentials, the login row must merely exist (If-Match: *).
         login_condition = _unchanged(credentials.etag) if credentials else {}
         merge = {"mode": UpdateMode.MERGE}
@@ -550,6 +842,33 @@ class AccountStore:
 
 #: Stored for "no such instant": a merge cannot remove a property, so a lock is cleared by this.
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _account(user_id: str, entity: Mapping[str, Any]) -> Account:
+    created_at: datetime = entity["CreatedAt"]
+    return Account(
+        user_id=user_id,
+        email=entity["Email"],
+        created_at=created_at,
+        session_version=entity.get("SessionVersion", 0),
+        etag=entity.metadata["etag"],  # type: ignore[attr-defined]
+        email_verified=bool(entity.get("EmailVerified", False)),
+        moving_to=entity.get("MovingTo") or None,
+        moved_from=entity.get("MovedFrom") or None,
+    )
+
+
+def _moved_rows(
+    login: Mapping[str, Any], account: Mapping[str, Any], new_email: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rows of a moving account in its new partition, marked until the move is finished."""
+    partition = partition_for_email(new_email)
+    moved = {"Email": new_email, "EmailVerified": True, "MovedFrom": login["Email"]}
+    login_row = {k: v for k, v in login.items() if k != "MovingTo"} | moved
+    login_row |= {"PartitionKey": partition, "RowKey": email_row_key(new_email)}
+    account_row = {k: v for k, v in account.items() if k != "MovingTo"} | moved
+    account_row |= {"PartitionKey": partition}
+    return login_row, account_row
 
 
 def _instant(value: datetime | None) -> datetime | None:

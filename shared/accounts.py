@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn
 
-from shared.account_store import Account, AccountStore, Credentials, LoginRecord
+from shared.account_store import Account, AccountStore, Credentials, LoginRecord, MoveOutcome
+from shared.codes import OneTimeCodes
 from shared.emails import normalize_email
-from shared.errors import InvalidCredentials, InvalidToken, TooManyAttempts
+from shared.errors import EmailNotVerified, EmailTaken, InvalidCredentials, InvalidToken, TooManyAttempts
 from shared.events import log_event
+from shared.mail.config import MailKind
+from shared.mail.outbox import MailRequest, Outbox
 from shared.mobile_services import is_legacy_hash, verify_legacy_token
 from shared.passwords import PasswordHasher, Verification, check_password_policy, password_length
 from shared.rate_limiter import Action, RateLimiter
@@ -57,6 +60,8 @@ class AccountService:
         self.store = store
         self.hasher = hasher
         self.limiter = limiter
+        self.codes = OneTimeCodes(settings.storage, settings.tokens.keys, settings.mail.code_lifetime)
+        self.outbox = Outbox(settings.mail)
 
     def register(self, email: str, password: str, *, forwarded_for: str | None = None) -> Session:
         """Create an account and sign its first token.
@@ -77,7 +82,39 @@ class AccountService:
         admission.wait()
         account = self.store.create(normalized, password_hash)
         log_event("registered", user_id=account.user_id)
+        verify = MailRequest(MailKind.VERIFY_EMAIL, normalized, user_id=account.user_id)
+        self.outbox.send_after_change(verify)
         return self._session(account.user_id, account.email, account.session_version, datetime.now(UTC))
+
+    def register_unverified(self, email: str, password: str, *, forwarded_for: str | None = None) -> None:
+        """Register under ``AUTH_REQUIRE_VERIFIED_EMAIL``: no token, and no answer that tells
+        whether the email had an account.
+
+        A new email gets an account and a verification mail; an email with an
+        account is left unchanged and its owner gets a mail saying someone
+        tried to sign up. Both cost the same: a hash, the insert attempt, a
+        read and a queued mail.
+
+        :raises InvalidRequest: the email is not valid.
+        :raises WeakPassword: the password breaks the policy.
+        :raises TooManyAttempts: too many registrations from the client's address.
+        :raises StorageUnavailable: storage or the mail queue could not be reached.
+        """
+        normalized = normalize_email(email)
+        check_password_policy(self.settings.password_policy, password, email=normalized)
+        admission = self.limiter.admit(Action.REGISTER, forwarded_for)
+        password_hash = self.hasher.hash(password)
+        admission.wait()
+        try:
+            account = self.store.create(normalized, password_hash)
+        except EmailTaken:
+            log_event("registration_of_existing_email")
+            self.outbox.send(MailRequest(MailKind.SIGNUP_EXISTING, normalized))
+            return
+        # The same storage work as the refused insert, which reads the existing row.
+        self.store.login_record(normalized)
+        log_event("registered", user_id=account.user_id)
+        self.outbox.send(MailRequest(MailKind.VERIFY_EMAIL, normalized, user_id=account.user_id))
 
     def log_in(self, email: str, password: str, *, forwarded_for: str | None = None) -> Session:
         """Check an email and password and sign a token.
@@ -100,7 +137,7 @@ class AccountService:
         """
         normalized = normalize_email(email)
         now = datetime.now(UTC)
-        record = self.store.login_record(normalized)
+        record = self._login_record(normalized)
         self._refuse_if_locked(record, now)
         admission = self.limiter.admit(Action.LOGIN, forwarded_for)
         verification, reason = self._verify_password(record.credentials, password)  # while it is counted
@@ -108,6 +145,10 @@ class AccountService:
         credentials = record.credentials
         if credentials is None or verification is Verification.WRONG:
             self._fail(record, now, reason, credentials)
+        if self.settings.mail.require_verified and not credentials.email_verified:
+            user_id = credentials.user_id
+            log_event("login_refused", logging.WARNING, reason="email_not_verified", user_id=user_id)
+            raise EmailNotVerified("Verify your email address first: follow the code in the mail we sent.")
         new_hash = self.hasher.hash(password) if verification is Verification.OK_NEEDS_REHASH else None
         if new_hash is not None or not record.throttle.is_clear:
             stored = self.store.update_login(
@@ -118,6 +159,18 @@ class AccountService:
                 log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
         log_event("login_succeeded", user_id=credentials.user_id)
         return self._session(credentials.user_id, credentials.email, credentials.session_version, now)
+
+    def _login_record(self, email: str) -> LoginRecord:
+        """Read the login row of ``email``, first finishing an interrupted email change it is part of."""
+        record = self.store.login_record(email)
+        credentials = record.credentials
+        if credentials is not None and credentials.in_move:
+            old = credentials.moved_from or credentials.email
+            new = credentials.moving_to or credentials.email
+            outcome = self.store.resume_move(credentials.user_id, old, new)
+            # The account is where the move left it: this attempt follows it there, once.
+            record = self.store.login_record(new if outcome is MoveOutcome.MOVED else email)
+        return record
 
     def _verify_password(self, credentials: Credentials | None, password: str) -> tuple[Verification, str]:
         """Check ``password`` with the same work whether or not there is an account.
@@ -228,10 +281,12 @@ class AccountService:
         :raises WeakPassword: ``new_password`` breaks the policy.
         :raises ConflictError: the account changed concurrently; nothing written.
         """
-        credentials = self._check_password(account, current_password)
+        credentials = self.check_password(account, current_password)
         check_password_policy(self.settings.password_policy, new_password, email=account.email)
         version = self.store.change_password(account, credentials, self.hasher.hash(new_password))
         log_event("password_changed", user_id=account.user_id)
+        notice = MailRequest(MailKind.PASSWORD_CHANGED, account.email, user_id=account.user_id)
+        self.outbox.send_after_change(notice)
         return self._session(account.user_id, account.email, version, datetime.now(UTC))
 
     def delete_account(self, account: Account, password: str) -> None:
@@ -240,11 +295,11 @@ class AccountService:
         :raises InvalidCredentials: ``password`` is wrong.
         :raises ConflictError: the account changed concurrently; nothing deleted.
         """
-        credentials = self._check_password(account, password)
+        credentials = self.check_password(account, password)
         self.store.delete(account, credentials)
         log_event("account_deleted", user_id=account.user_id)
 
-    def _check_password(self, account: Account, password: str) -> Credentials:
+    def check_password(self, account: Account, password: str) -> Credentials:
         """Check the current password of a signed-in user, under the same lockout as login.
 
         A stolen token must not let its holder guess the password faster than
@@ -254,7 +309,7 @@ class AccountService:
         :raises InvalidCredentials: the password is wrong (or the account is gone).
         """
         now = datetime.now(UTC)
-        record = self.store.login_record(account.email)
+        record = self._login_record(account.email)
         self._refuse_if_locked(record, now)
         credentials = record.credentials
         if credentials is None:

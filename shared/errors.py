@@ -12,10 +12,13 @@ from typing import ClassVar
 
 __all__ = [
     "ConflictError",
+    "EmailNotVerified",
     "EmailTaken",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidRequest",
     "InvalidToken",
+    "MailNotConfigured",
     "PayloadTooLarge",
     "ServerMisconfigured",
     "ServiceError",
@@ -61,6 +64,18 @@ class WeakPassword(InvalidRequest):
     title = "The password does not meet the password policy"
 
 
+class InvalidCode(InvalidRequest):
+    """A one-time code is wrong, expired, used, replaced, or for another email; one answer for all."""
+
+    code = "invalid_code"
+    title = "The code is not valid"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The code is wrong or no longer valid. Ask for a new one.")
+        #: For logs only.
+        self.reason = reason
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is larger than the service accepts."""
 
@@ -93,6 +108,14 @@ class InvalidToken(ServiceError):
 
     def response_headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class EmailNotVerified(ServiceError):
+    """The password was right, but the account's email must be verified first."""
+
+    status = 403
+    code = "email_not_verified"
+    title = "The email address of this account is not verified yet"
 
 
 class TooManyAttempts(ServiceError):
@@ -143,6 +166,14 @@ class ServerMisconfigured(ServiceError):
     status = 500
     code = "server_misconfigured"
     title = "The service is not configured correctly"
+
+
+class MailNotConfigured(ServiceError):
+    """The route needs mail, and no mail transport is configured."""
+
+    status = 501
+    code = "mail_not_configured"
+    title = "This service is not set up to send mail"
 
 
 class SettingError(ServerMisconfigured):

@@ -19,6 +19,7 @@ import azure.functions as func
 from shared.account_store import Account
 from shared.accounts import Session
 from shared.errors import (
+    InvalidCode,
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
@@ -32,6 +33,7 @@ from shared.events import end_invocation, invocation, log_event
 __all__ = [
     "MAX_BODY_BYTES",
     "PROBLEM_TYPE_PREFIX",
+    "accepted",
     "forwarded_for",
     "handles_problems",
     "json_response",
@@ -118,8 +120,18 @@ def no_content() -> func.HttpResponse:
 def profile_response(account: Account) -> func.HttpResponse:
     """Return what ``GET /api/me`` shows of an account."""
     return json_response(
-        {"userId": account.user_id, "email": account.email, "createdAt": _iso(account.created_at)}
+        {
+            "userId": account.user_id,
+            "email": account.email,
+            "emailVerified": account.email_verified,
+            "createdAt": _iso(account.created_at),
+        }
     )
+
+
+def accepted(message: str) -> func.HttpResponse:
+    """Return 202 with a fixed body: the request was taken, whatever it will lead to."""
+    return json_response({"status": "accepted", "message": message}, status_code=202)
 
 
 def session_response(session: Session, *, status_code: int = 200) -> func.HttpResponse:
@@ -197,8 +209,8 @@ def _log_problem(error: ServiceError) -> None:
         log_event("storage_unavailable", logging.WARNING)
     elif isinstance(error, InvalidToken):
         log_event("token_rejected", logging.WARNING, reason=error.reason)
-    elif isinstance(error, InvalidCredentials):
-        pass  # the service logged login_failed or password_check_failed, with the reason
+    elif isinstance(error, InvalidCredentials | InvalidCode):
+        pass  # the service logged login_failed, password_check_failed or code_rejected, with the reason
     elif error.status >= 500:
         log_event("internal_error", logging.ERROR, code=error.code)
     else:

@@ -70,6 +70,8 @@ class Action(StrEnum):
 
     REGISTER = "register"
     LOGIN = "login"
+    #: Requests that send mail or check a mailed code.
+    MAIL = "mail"
 
 
 class Admission:
@@ -149,10 +151,27 @@ class RateLimiter:
         future = _thread_pool().submit(context.run, self._count, action, client, row_key, limit)
         return Admission(action, self._limits.fail_open, future)
 
-    def _limit(self, action: Action) -> RateLimit:
-        return self._limits.register if action is Action.REGISTER else self._limits.login
+    def admit_mail(self, kind: str, recipient: str, limit: RateLimit) -> bool:
+        """Count one mail of ``kind`` to ``recipient``; return whether it is within ``limit``.
 
-    def _count(self, action: Action, client: str, row_key: str, limit: RateLimit) -> int | None:
+        Counted here and now (the mail function has nothing to do meanwhile),
+        with the same rows and guarantees as client addresses; the table holds
+        an HMAC of the address, not the address.
+
+        :raises StorageUnavailable: the counter could not be reached.
+        """
+        if not limit.enabled:
+            return True
+        digest = hmac.new(self._address_key, f"recipient:{recipient}".encode(), hashlib.sha256).hexdigest()
+        row_key = f"rate:mail-{kind}:{digest[:32]}"
+        return self._count(f"mail-{kind}", digest[:16], row_key, limit) is None
+
+    def _limit(self, action: Action) -> RateLimit:
+        limits = self._limits
+        by_action = {Action.REGISTER: limits.register, Action.LOGIN: limits.login, Action.MAIL: limits.mail}
+        return by_action[action]
+
+    def _count(self, action: str, client: str, row_key: str, limit: RateLimit) -> int | None:
         """Count one attempt; return ``None`` if admitted, else the seconds to wait."""
         partition = _PARTITION_PREFIX + row_key[-2:]
         remembered = self._remembered(row_key)
@@ -223,7 +242,7 @@ class RateLimiter:
         return table_client(self._storage)
 
 
-def _throttled(action: Action, client: str, retry_after: int) -> int:
+def _throttled(action: str, client: str, retry_after: int) -> int:
     log_event(
         "throttled",
         logging.WARNING,

@@ -16,9 +16,21 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from shared.errors import SettingError
+from shared.emails import normalize_email
+from shared.errors import InvalidRequest, SettingError
+from shared.mail.config import (
+    DEFAULT_QUEUE_NAME,
+    AcsSettings,
+    MailSettings,
+    QueueSettings,
+    SmtpSecurity,
+    SmtpSettings,
+)
 from shared.mobile_services import LegacyTokenSettings
 from shared.passwords import Argon2Parameters, PasswordPolicy
 from shared.throttling import AddressLimits, LockoutPolicy, RateLimit
@@ -34,6 +46,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_Choice = TypeVar("_Choice", bound=StrEnum)
 
 MIN_KEY_BYTES = 32
 KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
@@ -42,6 +55,8 @@ _MAX_PASSWORD_LENGTH_LIMIT = 4096
 _MAX_LIFETIME_SECONDS = 365 * 86_400
 _MAX_LEGACY_AGE_DAYS = 3650
 _MAX_TRUSTED_PROXIES = 10
+_QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]")  # leaves room for "-poison"
+_MIN_CODE_LIFETIME, _MAX_CODE_LIFETIME = 60, 3600
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -77,6 +92,7 @@ class Settings:
     address_limits: AddressLimits = field(default_factory=AddressLimits)
     #: How long a session may be refreshed after the user last gave a password (None: forever).
     session_max_age: timedelta | None = timedelta(days=90)
+    mail: MailSettings = field(default_factory=MailSettings)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -95,7 +111,90 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         lockout=_lockout_policy(reader),
         address_limits=_address_limits(reader),
         session_max_age=_session_max_age(reader),
+        mail=_mail_settings(reader),
     )
+
+
+def _mail_settings(reader: _Reader) -> MailSettings:
+    defaults = MailSettings()
+    smtp_host = reader.optional("AUTH_MAIL_SMTP_HOST")
+    acs_endpoint = reader.optional("AUTH_MAIL_ACS_ENDPOINT")
+    transport: SmtpSettings | AcsSettings | None = None
+    if smtp_host is not None and acs_endpoint is not None:
+        raise SettingError(
+            "AUTH_MAIL_ACS_ENDPOINT", "is set beside AUTH_MAIL_SMTP_HOST: choose one transport"
+        )
+    if smtp_host is not None:
+        transport = SmtpSettings(
+            host=smtp_host,
+            port=reader.integer("AUTH_MAIL_SMTP_PORT", default=587, minimum=1, maximum=65_535),
+            security=reader.choice("AUTH_MAIL_SMTP_SECURITY", SmtpSecurity, default=SmtpSecurity.STARTTLS),
+            username=reader.optional("AUTH_MAIL_SMTP_USERNAME"),
+            password=reader.optional("AUTH_MAIL_SMTP_PASSWORD"),
+        )
+    elif acs_endpoint is not None:
+        transport = AcsSettings(endpoint=reader.url("AUTH_MAIL_ACS_ENDPOINT", acs_endpoint).rstrip("/"))
+    sender = reader.optional("AUTH_MAIL_FROM")
+    if transport is not None:
+        if sender is None:
+            raise SettingError("AUTH_MAIL_FROM", "is not set (a mail transport is configured)")
+        reader.email("AUTH_MAIL_FROM", sender)
+    require_verified = reader.boolean("AUTH_REQUIRE_VERIFIED_EMAIL", default=defaults.require_verified)
+    if require_verified and transport is None:
+        raise SettingError(
+            "AUTH_REQUIRE_VERIFIED_EMAIL", "is true but no mail transport is configured (AUTH_MAIL_SMTP_HOST)"
+        )
+    templates = reader.optional("AUTH_MAIL_TEMPLATES")
+    if templates is not None and not Path(templates).is_dir():
+        raise SettingError("AUTH_MAIL_TEMPLATES", "is not a folder")
+    public_base_url = reader.optional("AUTH_PUBLIC_BASE_URL")
+    app_link_base = reader.optional("AUTH_APP_LINK_BASE")
+    return MailSettings(
+        queue=_queue_settings(reader, required=transport is not None),
+        transport=transport,
+        sender=sender,
+        app_name=reader.optional("AUTH_APP_NAME") or defaults.app_name,
+        templates=Path(templates) if templates else None,
+        limit=reader.rate("AUTH_MAIL_LIMIT", default=defaults.limit),
+        code_lifetime=timedelta(
+            seconds=reader.integer(
+                "AUTH_CODE_LIFETIME_SECONDS",
+                default=int(defaults.code_lifetime.total_seconds()),
+                minimum=_MIN_CODE_LIFETIME,
+                maximum=_MAX_CODE_LIFETIME,
+            )
+        ),
+        public_base_url=reader.url("AUTH_PUBLIC_BASE_URL", public_base_url).rstrip("/")
+        if public_base_url
+        else None,
+        app_link_base=reader.url("AUTH_APP_LINK_BASE", app_link_base, any_scheme=True)
+        if app_link_base
+        else None,
+        require_verified=require_verified,
+    )
+
+
+def _queue_settings(reader: _Reader, *, required: bool) -> QueueSettings:
+    """The mail queue, in the storage account of ``AzureWebJobsStorage`` (as the queue trigger finds it).
+
+    Like the Functions host: a connection string, or the identity-based
+    ``AzureWebJobsStorage__queueServiceUri`` / ``AzureWebJobsStorage__accountName``.
+    """
+    name = reader.matching("AUTH_MAIL_QUEUE", _QUEUE_NAME, default=DEFAULT_QUEUE_NAME)
+    connection_string = reader.optional("AzureWebJobsStorage")
+    if connection_string is not None:
+        return QueueSettings(name=name, connection_string=connection_string)
+    service_uri = reader.optional("AzureWebJobsStorage__queueServiceUri")
+    if service_uri is not None:
+        return QueueSettings(
+            name=name, endpoint=reader.url("AzureWebJobsStorage__queueServiceUri", service_uri)
+        )
+    account = reader.optional("AzureWebJobsStorage__accountName")
+    if account is not None:
+        return QueueSettings(name=name, endpoint=f"https://{account}.queue.core.windows.net")
+    if required:
+        raise SettingError("AzureWebJobsStorage", "is not set (the mail queue lives in its storage account)")
+    return QueueSettings(name=name)
 
 
 def _session_max_age(reader: _Reader) -> timedelta | None:
@@ -127,6 +226,7 @@ def _address_limits(reader: _Reader) -> AddressLimits:
             maximum=_MAX_TRUSTED_PROXIES,
         ),
         fail_open=reader.boolean("AUTH_RATE_LIMIT_FAIL_OPEN", default=defaults.fail_open),
+        mail=reader.rate("AUTH_RATE_LIMIT_MAIL", default=defaults.mail),
     )
 
 
@@ -256,7 +356,7 @@ class _Reader:
         value = self.optional(name)
         return [item.strip() for item in value.split(",") if item.strip()] if value else []
 
-    def choice(self, name: str, kind: Callable[[str], TokenFormat], *, default: TokenFormat) -> TokenFormat:
+    def choice(self, name: str, kind: Callable[[str], _Choice], *, default: _Choice) -> _Choice:
         value = self.optional(name)
         if value is None:
             return default
@@ -295,6 +395,23 @@ class _Reader:
             return RateLimit.parse(value)
         except ValueError:
             raise SettingError(name, "is not COUNT/SECONDS (such as 30/300) or 0") from None
+
+    def url(self, name: str, value: str, *, any_scheme: bool = False) -> str:
+        """Check that ``value`` is an absolute https:// URL (http:// on loopback; any scheme if allowed)."""
+        parsed = urlsplit(value)
+        local = parsed.hostname in ("localhost", "127.0.0.1")
+        web = parsed.scheme == "https" or (parsed.scheme == "http" and local)
+        if not parsed.scheme or not (parsed.hostname or any_scheme) or not (web or any_scheme):
+            raise SettingError(name, "is not an absolute https:// URL")
+        if parsed.query or parsed.fragment:
+            raise SettingError(name, "must not have a query or a fragment")
+        return value
+
+    def email(self, name: str, value: str) -> str:
+        try:
+            return normalize_email(value)
+        except InvalidRequest:
+            raise SettingError(name, "is not a valid email address") from None
 
     def matching(self, name: str, pattern: re.Pattern[str], *, default: str) -> str:
         value = self.optional(name) or default

@@ -18,6 +18,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from shared import accounts, settings, storage
+from shared.mail import courier, outbox
 from tools import devhost
 from tools.azurite import Azurite, free_port
 
@@ -51,15 +52,35 @@ APP_SETTINGS = (
     "AUTH_RATE_LIMIT_LOGIN",
     "AUTH_RATE_LIMIT_FAIL_OPEN",
     "AUTH_TRUSTED_PROXY_COUNT",
+    "AUTH_RATE_LIMIT_MAIL",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__accountName",
+    "AUTH_MAIL_QUEUE",
+    "AUTH_MAIL_SMTP_HOST",
+    "AUTH_MAIL_SMTP_PORT",
+    "AUTH_MAIL_SMTP_SECURITY",
+    "AUTH_MAIL_SMTP_USERNAME",
+    "AUTH_MAIL_SMTP_PASSWORD",
+    "AUTH_MAIL_ACS_ENDPOINT",
+    "AUTH_MAIL_FROM",
+    "AUTH_APP_NAME",
+    "AUTH_MAIL_TEMPLATES",
+    "AUTH_MAIL_LIMIT",
+    "AUTH_CODE_LIFETIME_SECONDS",
+    "AUTH_PUBLIC_BASE_URL",
+    "AUTH_APP_LINK_BASE",
+    "AUTH_REQUIRE_VERIFIED_EMAIL",
 )
+
+pytest_plugins = ["tests.mailtest"]
 
 VECTORS: dict[str, Any] = json.loads((Path(__file__).parent / "vectors.json").read_text())
 
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
-    """One in-memory Azurite Table service for the whole run, on a free port."""
-    with Azurite() as server:
+    """One in-memory Azurite (Table, Queue and Blob services) for the whole run, on free ports."""
+    with Azurite(all_services=True) as server:
         yield server
 
 
@@ -114,6 +135,8 @@ def reset_app_caches() -> None:
     settings.reset_settings()
     accounts.reset_services()
     storage.reset_clients()
+    outbox.reset_queues()
+    courier.reset_courier()
 
 
 def app_settings_for(connection_string: str) -> dict[str, str]:

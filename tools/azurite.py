@@ -79,6 +79,16 @@ class Azurite:
     def connection_string(self) -> str:
         return table_connection_string(self.table_port)
 
+    @property
+    def storage_connection_string(self) -> str:
+        """A connection string naming all three services (for ``AzureWebJobsStorage``)."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT_NAME};"
+            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{ACCOUNT_NAME};"
+            f"TableEndpoint=http://127.0.0.1:{self.table_port}/{ACCOUNT_NAME};"
+        )
+
     def command(self) -> list[str]:
         program = "azurite" if self.all_services else "azurite-table"
         command = [

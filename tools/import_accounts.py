@@ -183,7 +183,12 @@ def validate(
 
 
 def import_accounts(
-    store: AccountStore, accounts: Sequence[LegacyAccount], summary: Summary, *, workers: int = 16
+    store: AccountStore,
+    accounts: Sequence[LegacyAccount],
+    summary: Summary,
+    *,
+    workers: int = 16,
+    emails_verified: bool = False,
 ) -> Summary:
     """Write validated accounts to storage; record each outcome in ``summary``.
 
@@ -191,7 +196,8 @@ def import_accounts(
     rows that exist; decide per account; write alias rows, then account rows,
     in transactions of up to 100 operations. A transaction that meets a row
     written meanwhile (say, a registration during the import) falls back to
-    importing its accounts one by one, which never overwrites.
+    importing its accounts one by one, which never overwrites. Imported
+    emails are marked unverified unless ``emails_verified``.
     """
     show_bar = len(accounts) >= PROGRESS_BAR_FROM_ROWS
     with (
@@ -235,7 +241,9 @@ def import_accounts(
             for chunk in _chunks(group, ACCOUNTS_PER_TRANSACTION)
         ]
         for chunk, outcomes in zip(
-            account_chunks, pool.map(lambda c: _create_chunk(store, c), account_chunks), strict=True
+            account_chunks,
+            pool.map(lambda c: _create_chunk(store, c, emails_verified), account_chunks),
+            strict=True,
         ):
             for account, outcome in zip(chunk, outcomes, strict=True):
                 _record(summary, account, outcome)
@@ -277,15 +285,20 @@ def _classify(
     return to_create, need_alias
 
 
-def _create_chunk(store: AccountStore, chunk: list[LegacyAccount]) -> list[ImportOutcome | ServiceError]:
+def _create_chunk(
+    store: AccountStore, chunk: list[LegacyAccount], emails_verified: bool
+) -> list[ImportOutcome | ServiceError]:
     rows = [(a.user_id, a.email, a.stored_hash, a.created_at) for a in chunk]
-    created = _attempt(store.create_imported)(rows)
+    created = _attempt(store.create_imported)(rows, email_verified=emails_verified)
     if created is True:
         return [ImportOutcome.IMPORTED] * len(chunk)
     if isinstance(created, ServiceError):
         return [created] * len(chunk)
     import_one = _attempt(store.import_legacy)
-    return [import_one(a.user_id, a.email, a.stored_hash, a.created_at) for a in chunk]
+    return [
+        import_one(a.user_id, a.email, a.stored_hash, a.created_at, email_verified=emails_verified)
+        for a in chunk
+    ]
 
 
 def _record(summary: Summary, account: LegacyAccount, outcome: ImportOutcome | ServiceError) -> None:
@@ -354,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=16, help="parallel storage requests (default 16)")
     parser.add_argument("--stats", action="store_true", help="count accounts still holding legacy hashes")
+    parser.add_argument(
+        "--emails-verified",
+        action="store_true",
+        help="mark imported emails as verified (the old app proved them); default: unverified",
+    )
     parser.add_argument("--settings", type=Path, default=PROJECT_ROOT / "local.settings.json")
     args = parser.parse_args(argv)
     if args.file is None and not args.stats:
@@ -379,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         summary = Summary()
         accounts = validate(records, columns, summary)
-        import_accounts(store, accounts, summary, workers=args.workers)
+        import_accounts(store, accounts, summary, workers=args.workers, emails_verified=args.emails_verified)
         summary.write(sys.stdout)
         status = summary.exit_status()
     if args.stats:
