@@ -5,6 +5,11 @@
 // - Storage account with the accounts table; the identity gets Storage Table Data Contributor on
 //   that table only (the least role that reads and writes entities), plus what the Functions host
 //   needs on the account (Blob Data Owner for its leases and the deployment package).
+// - The mail queue (AUTH_MAIL_QUEUE) in that account: the HTTP functions put mail on it, the
+//   send_mail function (a queue trigger) sends it; the identity gets Storage Queue Data
+//   Contributor on the account for both.
+// - Azure Communication Services Email with an Azure-managed sender domain; send_mail reaches it
+//   with the same identity (AUTH_MAIL_ACS_ENDPOINT), no access key.
 // - Key Vault holding the token signing key, referenced from AUTH_SIGNING_KEY.
 // - Application Insights on a Log Analytics workspace.
 targetScope = 'resourceGroup'
@@ -36,9 +41,13 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('Where Communication Services keeps mail data at rest (its data location), such as United States or Europe.')
+param mailDataLocation string = 'United States'
+
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = { 'azd-env-name': environmentName }
 var accountsTable = 'Accounts'
+var mailQueueName = 'auth-mail'
 var deploymentContainer = 'app-package-${token}'
 
 // Built-in role definition ids.
@@ -46,6 +55,8 @@ var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var communicationAndEmailServiceOwner = '09976791-48a7-449e-bb21-39d1a415f350'
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${token}'
@@ -107,6 +118,50 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
 resource accounts 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tables
   name: accountsTable
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// The Functions host creates '${mailQueueName}-poison' beside it when a message fails five times.
+resource mailQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queues
+  name: mailQueueName
+}
+
+// Mail: an Email Communication Service with an Azure-managed domain (DoNotReply@<id>.azurecomm.net,
+// no DNS to set up), linked to the Communication Services resource the app sends through. The two
+// must share a data location.
+resource emailService 'Microsoft.Communication/emailServices@2023-04-01' = {
+  name: 'ecs-${token}'
+  location: 'global'
+  tags: tags
+  properties: {
+    dataLocation: mailDataLocation
+  }
+}
+
+resource mailDomain 'Microsoft.Communication/emailServices/domains@2023-04-01' = {
+  parent: emailService
+  name: 'AzureManagedDomain'
+  location: 'global'
+  tags: tags
+  properties: {
+    domainManagement: 'AzureManaged'
+    userEngagementTracking: 'Disabled'
+  }
+}
+
+resource communication 'Microsoft.Communication/communicationServices@2023-04-01' = {
+  name: 'acs-${token}'
+  location: 'global'
+  tags: tags
+  properties: {
+    dataLocation: mailDataLocation
+    linkedDomains: [mailDomain.id]
+  }
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -183,6 +238,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__accountName: storage.name
       AzureWebJobsStorage__credential: 'managedidentity'
       AzureWebJobsStorage__clientId: identity.properties.clientId
+      // The mail queue trigger's connection is AzureWebJobsStorage: the same account, by identity.
+      AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
       APPLICATIONINSIGHTS_CONNECTION_STRING: insights.properties.ConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
       // The service's own settings (README, "App settings").
@@ -192,8 +249,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${signingKeySecret.properties.secretUri})'
       AUTH_TOKEN_FORMAT: tokenFormat
       AUTH_TOKEN_LIFETIME_SECONDS: '2592000'
+      // Mail: queued in the host storage account, sent through Communication Services by identity.
+      AUTH_MAIL_QUEUE: mailQueue.name
+      AUTH_MAIL_ACS_ENDPOINT: 'https://${communication.properties.hostName}'
+      AUTH_MAIL_FROM: 'DoNotReply@${mailDomain.properties.mailFromSenderDomain}'
     }
-    dependsOn: [tableAccess, blobAccess, secretAccess]
+    dependsOn: [tableAccess, blobAccess, secretAccess, queueAccess, mailAccess]
   }
 }
 
@@ -214,6 +275,39 @@ resource blobAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+  }
+}
+
+// Storage Queue Data Contributor on the account, not just on the mail queue: the HTTP functions add
+// messages; the queue trigger reads, deletes and updates them (visibility, dequeue count), and moves
+// a message that keeps failing to the poison queue, which the host creates (and writes) on demand.
+// Reader + Message Processor would not cover creating and writing the poison queue.
+resource queueAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, storageQueueDataContributor)
+  scope: storage
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+  }
+}
+
+// Sending mail with Microsoft Entra ID (this identity, no access key). Microsoft's page on managed
+// identities for Communication Services (https://learn.microsoft.com/azure/communication-services/how-tos/managed-identity)
+// only says to grant the identity access to the resource; the role it documents for sending with
+// an Entra identity is the built-in "Communication and Email Service Owner" on the Communication
+// Services resource ("Assign a role to a Microsoft Entra application for SMTP authentication",
+// https://learn.microsoft.com/azure/communication-services/quickstarts/email/send-email-smtp/smtp-authentication).
+// There is no narrower built-in role; that page's least-privilege alternative is a custom role with
+// Microsoft.Communication/CommunicationServices/Read and /Write and EmailServices/write. Scoped to
+// this one resource, so the identity can manage nothing else.
+resource mailAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(communication.id, identity.id, communicationAndEmailServiceOwner)
+  scope: communication
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', communicationAndEmailServiceOwner)
   }
 }
 
@@ -240,3 +334,5 @@ resource telemetryAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 output AZURE_FUNCTION_APP_NAME string = app.name
 output SERVICE_API_ENDPOINT string = 'https://${app.properties.defaultHostName}'
 output ACCOUNTS_TABLE_ENDPOINT string = storage.properties.primaryEndpoints.table
+output AUTH_MAIL_ACS_ENDPOINT string = 'https://${communication.properties.hostName}'
+output AUTH_MAIL_FROM string = 'DoNotReply@${mailDomain.properties.mailFromSenderDomain}'

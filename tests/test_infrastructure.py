@@ -3,7 +3,8 @@
 No Bicep compiler can be installed from the package registries this project's CI reaches, so
 these tests check what can be checked without one: well-formed JSON and YAML, and that the
 Bicep sets every app setting production needs, only settings the code knows, the signing key
-from Key Vault, and the table role the identity-based client needs.
+from Key Vault, the table role the identity-based client needs, and mail: the queue and its
+role, Communication Services Email with its domain, and the role that lets the identity send.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.data.tables import TableClient
 
 from shared.errors import SettingError
+from shared.mail.config import AcsSettings
 from shared.settings import load_settings, load_storage_settings
 from shared.storage import new_table_client
 from tools.azurite import PROJECT_ROOT
@@ -35,6 +37,15 @@ def settings_read_by_the_code() -> set[str]:
 def bicep_app_settings() -> dict[str, str]:
     block = BICEP.split("resource settings 'config'", 1)[1].split("dependsOn", 1)[0]
     return dict(re.findall(r"^\s+([A-Za-z_]+): (.+)$", block, re.MULTILINE)[1:])
+
+
+def bicep_resource(symbol: str) -> str:
+    """The text of ``resource <symbol> ...`` up to the next top-level resource."""
+    return BICEP.split(f"\nresource {symbol} ", 1)[1].split("\nresource ", 1)[0]
+
+
+def bicep_outputs() -> dict[str, str]:
+    return dict(re.findall(r"^output (\w+) string = (.+)$", BICEP, re.MULTILINE))
 
 
 class TestIdentityBasedStorage:
@@ -125,3 +136,83 @@ class TestInfrastructure:
         assert "allowSharedKeyAccess: false" in BICEP
         assert "listKeys" not in BICEP
         assert "AccountKey" not in BICEP
+
+    def test_identity_gets_the_queue_role_on_the_account(self) -> None:
+        """Storage Queue Data Contributor on the account: the trigger also writes the poison queue."""
+        assignment = bicep_resource("queueAccess")
+        assert "scope: storage\n" in assignment
+        assert "storageQueueDataContributor" in assignment
+        assert "var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'" in BICEP
+        comment = BICEP.split("\nresource queueAccess ", 1)[0].rsplit("\n\n", 1)[1]
+        assert "poison queue" in comment
+        assert "queueAccess" in BICEP.split("resource settings 'config'", 1)[1].split("\n    dependsOn", 1)[1]
+
+    def test_mail_queue_is_set_and_reached_by_identity(self) -> None:
+        """AUTH_MAIL_QUEUE names the queue Bicep creates; AzureWebJobsStorage names its service."""
+        settings = bicep_app_settings()
+        assert settings["AUTH_MAIL_QUEUE"] == "mailQueue.name"
+        assert "var mailQueueName = 'auth-mail'" in BICEP
+        assert "name: mailQueueName" in bicep_resource("mailQueue")
+        assert "parent: queues" in bicep_resource("mailQueue")
+        # Identity-based host storage (accountName + credential), so the queue service is named the same way.
+        assert settings["AzureWebJobsStorage__credential"] == "'managedidentity'"
+        assert settings["AzureWebJobsStorage__queueServiceUri"] == "storage.properties.primaryEndpoints.queue"
+        assert "AzureWebJobsStorage" not in settings, "no connection string"
+
+    def test_communication_services_email_with_a_managed_domain(self) -> None:
+        """An Email Communication Service, its Azure-managed domain, a Communication Service linked to it."""
+        email_service = bicep_resource("emailService")
+        assert email_service.startswith("'Microsoft.Communication/emailServices@")
+        assert "dataLocation: mailDataLocation" in email_service
+        domain = bicep_resource("mailDomain")
+        assert domain.startswith("'Microsoft.Communication/emailServices/domains@")
+        assert "parent: emailService" in domain
+        assert "name: 'AzureManagedDomain'" in domain
+        assert "domainManagement: 'AzureManaged'" in domain
+        communication = bicep_resource("communication")
+        assert communication.startswith("'Microsoft.Communication/communicationServices@")
+        assert "linkedDomains: [mailDomain.id]" in communication
+        assert "dataLocation: mailDataLocation" in communication, "linked domains share the data location"
+        assert "param mailDataLocation string = 'United States'" in BICEP
+
+    def test_identity_may_send_mail(self) -> None:
+        """The documented role for sending with an Entra identity, on the Communication Service only."""
+        assignment = bicep_resource("mailAccess")
+        assert "scope: communication\n" in assignment
+        assert "communicationAndEmailServiceOwner" in assignment
+        assert "var communicationAndEmailServiceOwner = '09976791-48a7-449e-bb21-39d1a415f350'" in BICEP
+        comment = BICEP.split("\nresource mailAccess ", 1)[0].rsplit("\n\n", 1)[1]
+        assert "Communication and Email Service Owner" in comment
+        assert "https://learn.microsoft.com/azure/communication-services/" in comment
+        assert "mailAccess" in BICEP.split("resource settings 'config'", 1)[1].split("\n    dependsOn", 1)[1]
+
+    def test_mail_settings_point_at_communication_services(self) -> None:
+        """The endpoint is the resource's host name, the sender is on the managed domain; both are output."""
+        settings = bicep_app_settings()
+        endpoint = "'https://${communication.properties.hostName}'"
+        sender = "'DoNotReply@${mailDomain.properties.mailFromSenderDomain}'"
+        assert settings["AUTH_MAIL_ACS_ENDPOINT"] == endpoint
+        assert settings["AUTH_MAIL_FROM"] == sender
+        assert not {name for name in settings if name.startswith("AUTH_MAIL_SMTP_")}, "one transport"
+        assert bicep_outputs()["AUTH_MAIL_ACS_ENDPOINT"] == endpoint
+        assert bicep_outputs()["AUTH_MAIL_FROM"] == sender
+
+    def test_the_code_accepts_the_deployed_mail_settings(self) -> None:
+        """The values Bicep produces (as deployed) load: ACS by identity, the queue by its service URI."""
+        settings = load_settings(
+            {
+                "AUTH_SIGNING_KEY": KEY,
+                "ACCOUNTS_TABLE_ENDPOINT": "https://st1.table.core.windows.net/",
+                "AzureWebJobsStorage__accountName": "st1",
+                "AzureWebJobsStorage__credential": "managedidentity",
+                "AzureWebJobsStorage__queueServiceUri": "https://st1.queue.core.windows.net/",
+                "AUTH_MAIL_QUEUE": "auth-mail",
+                "AUTH_MAIL_ACS_ENDPOINT": "https://acs-1.unitedstates.communication.azure.com",
+                "AUTH_MAIL_FROM": "DoNotReply@0a1b2c3d-0000-4000-8000-000000000000.azurecomm.net",
+            }
+        )
+        assert settings.mail.configured
+        assert settings.mail.transport == AcsSettings("https://acs-1.unitedstates.communication.azure.com")
+        assert settings.mail.queue.name == "auth-mail"
+        assert settings.mail.queue.endpoint == "https://st1.queue.core.windows.net/"
+        assert settings.mail.queue.connection_string is None
