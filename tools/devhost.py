@@ -1,4 +1,4 @@
-"""A local host for the app's HTTP functions, for machines without Core Tools.
+"""A local host for the app's HTTP and queue functions, for machines without Core Tools.
 
 ``python -m tools.devhost [--host H] [--port P]`` serves every function folder
 of the project according to its ``function.json`` (route, methods, the route
@@ -8,17 +8,24 @@ Like ``func start``, it loads ``local.settings.json`` ``Values`` into the
 environment without overriding variables already set, listens on
 ``Host.LocalHttpPort`` (default 7071) and answers CORS as ``Host.CORS`` says.
 Requests are served concurrently from a thread pool, as the Python worker does.
+
+Folders with a ``queueTrigger`` binding run as the host's Storage Queues
+extension runs them (see :mod:`tools.queue_trigger`), from when the server
+starts serving until it shuts down. ``host.json`` is read as the host reads it:
+an app setting ``AzureFunctionsJobHost__path__to__key`` overrides ``path.to.key``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import inspect
 import json
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -29,25 +36,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
 from tools.local_settings import apply_local_settings
+from tools.queue_trigger import FunctionIndexingError, QueueFunction, QueueHost, QueuesOptions, QueueTrigger
 
 logger = logging.getLogger("devhost")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's own limit
 _ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+#: The prefix of app settings that override ``host.json`` (``AzureFunctionsJobHost__a__b``).
+HOST_JSON_OVERRIDE_PREFIX = "AzureFunctionsJobHost"
+#: How long shutdown waits for queue-triggered invocations in flight.
+SHUTDOWN_TIMEOUT = 30.0
 
 
 class InvocationContext(func.Context):
     """What the Python worker passes as ``context``: the invocation id and the function."""
 
-    def __init__(self, function_name: str, function_directory: str) -> None:
-        self._invocation_id = str(uuid.uuid4())
+    def __init__(self, function_name: str, function_directory: str, invocation_id: str | None = None) -> None:
+        self._invocation_id = invocation_id or str(uuid.uuid4())
         self._function_name = function_name
         self._function_directory = function_directory
         self._local = threading.local()
@@ -78,6 +91,31 @@ class InvocationContext(func.Context):
 
 
 @dataclass(frozen=True)
+class EntryPoint:
+    """A function folder's entry point, called as the Python worker calls it.
+
+    The trigger value goes in as ``parameter``, an :class:`InvocationContext` as
+    ``context`` if ``main`` takes one; an ``async def`` entry point is run to
+    completion. Calling it returns what ``main`` returned.
+    """
+
+    name: str
+    folder: Path
+    main: Callable[..., Any]
+    parameter: str
+    takes_context: bool
+
+    def __call__(self, value: Any, invocation_id: str) -> Any:
+        arguments: dict[str, Any] = {self.parameter: value}
+        if self.takes_context:
+            arguments["context"] = InvocationContext(self.name, str(self.folder), invocation_id)
+        result = self.main(**arguments)
+        if inspect.iscoroutine(result):
+            return asyncio.run(result)
+        return result
+
+
+@dataclass(frozen=True)
 class HttpFunction:
     """One HTTP-triggered function folder, ready to be called."""
 
@@ -91,11 +129,9 @@ class HttpFunction:
 
     def call(self, request: func.HttpRequest) -> tuple[str, Any]:
         """Call ``main`` as the worker would; return the invocation id and what it returned."""
-        arguments: dict[str, Any] = {self.parameter: request}
-        context = InvocationContext(self.name, str(self.folder))
-        if self.takes_context:
-            arguments["context"] = context
-        return context.invocation_id, self.main(**arguments)
+        invocation_id = str(uuid.uuid4())
+        entry = EntryPoint(self.name, self.folder, self.main, self.parameter, self.takes_context)
+        return invocation_id, entry(request, invocation_id)
 
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path)
@@ -128,11 +164,60 @@ def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> Ho
     )
 
 
-def route_prefix(root: Path) -> str:
-    """Return ``extensions.http.routePrefix`` of ``host.json`` (default ``api``)."""
-    path = root / "host.json"
-    host = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
+class HostJson:
+    """``host.json`` as the Functions host's configuration sees it.
+
+    Keys compare case-insensitively, and an app setting
+    ``AzureFunctionsJobHost__<path>__<key>`` (``:`` works as ``__``) overrides
+    the file's ``<path>.<key>``: the host loads ``host.json`` into its
+    configuration under ``AzureFunctionsJobHost`` and the environment over it
+    (learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values).
+    Values from the file keep their JSON types; overrides are strings.
+    """
+
+    def __init__(self, document: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        self._values: dict[str, Any] = {}
+        self._flatten((), document)
+        prefix = HOST_JSON_OVERRIDE_PREFIX.lower() + ":"
+        for name, value in environ.items():
+            key = name.replace("__", ":").lower()
+            if key.startswith(prefix):
+                self._values[key[len(prefix) :]] = value
+
+    @classmethod
+    def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> HostJson:
+        """Read ``root/host.json`` (none is an empty one) with ``environ``'s overrides (default: ours)."""
+        path = root / "host.json"
+        document = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        return cls(document, os.environ if environ is None else environ)
+
+    def _flatten(self, path: tuple[str, ...], value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, child in value.items():
+                self._flatten((*path, str(key)), child)
+        elif isinstance(value, list):
+            for index, child in enumerate(value):
+                self._flatten((*path, str(index)), child)
+        elif path:
+            self._values[":".join(path).lower()] = value
+
+    def get(self, *path: str, default: Any = None) -> Any:
+        """The value at ``path`` (``get("extensions", "http", "routePrefix")``), or ``default``."""
+        return self._values.get(":".join(path).lower(), default)
+
+    def section(self, *path: str) -> dict[str, Any]:
+        """The values directly under ``path``, by lower-cased key."""
+        prefix = ":".join(path).lower() + ":"
+        return {
+            key[len(prefix) :]: value
+            for key, value in self._values.items()
+            if key.startswith(prefix) and ":" not in key[len(prefix) :]
+        }
+
+
+def route_prefix(root: Path, environ: Mapping[str, str] | None = None) -> str:
+    """Return ``extensions.http.routePrefix`` of ``host.json`` (default ``api``), overrides applied."""
+    prefix = HostJson.load(root, environ).get("extensions", "http", "routePrefix", default="api")
     return str(prefix).strip("/")
 
 
@@ -151,18 +236,24 @@ def route_pattern(prefix: str, template: str) -> re.Pattern[str]:
     return re.compile(re.escape(base) + "".join(parts), re.IGNORECASE)
 
 
-def discover_functions(root: Path) -> list[HttpFunction]:
-    """Import every HTTP-triggered function folder under ``root``."""
+def _function_folders(root: Path, trigger_type: str) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
+    """Each enabled function folder under ``root`` with a ``trigger_type`` trigger, its config and binding."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    prefix = route_prefix(root)
-    functions = []
+    found = []
     for config_path in sorted(root.glob("*/function.json")):
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        trigger = next((b for b in config.get("bindings", []) if b.get("type") == "httpTrigger"), None)
-        if trigger is None or config.get("disabled"):
-            continue
-        folder = config_path.parent
+        trigger = next((b for b in config.get("bindings", []) if b.get("type") == trigger_type), None)
+        if trigger is not None and not config.get("disabled"):
+            found.append((config_path.parent, config, trigger))
+    return found
+
+
+def discover_functions(root: Path) -> list[HttpFunction]:
+    """Import every HTTP-triggered function folder under ``root``."""
+    prefix = route_prefix(root)
+    functions = []
+    for folder, config, trigger in _function_folders(root, "httpTrigger"):
         main = _load_entry_point(folder, config)
         methods = frozenset(m.upper() for m in trigger.get("methods") or _ALL_METHODS)
         functions.append(
@@ -176,6 +267,28 @@ def discover_functions(root: Path) -> list[HttpFunction]:
                 takes_context="context" in inspect.signature(main).parameters,
             )
         )
+    return functions
+
+
+def discover_queue_functions(root: Path, environ: Mapping[str, str] | None = None) -> list[QueueFunction]:
+    """Import every queue-triggered function folder under ``root`` whose binding resolves.
+
+    As the host indexes functions: a folder whose ``queueName`` names an
+    undefined ``%setting%``, or whose ``connection`` resolves to nothing, is
+    logged as in error and neither imported nor run; the others still are.
+    """
+    environ = os.environ if environ is None else environ
+    functions = []
+    for folder, config, binding in _function_folders(root, "queueTrigger"):
+        try:
+            trigger = QueueTrigger.from_binding(folder.name, binding, environ)
+        except FunctionIndexingError as error:
+            logger.error("The '%s' function is in error: %s", folder.name, error)
+            continue
+        main = _load_entry_point(folder, config)
+        takes_context = "context" in inspect.signature(main).parameters
+        entry = EntryPoint(folder.name, folder, main, trigger.parameter, takes_context)
+        functions.append(QueueFunction(trigger=trigger, invoke=entry))
     return functions
 
 
@@ -340,27 +453,60 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
 
 
 class DevHost(ThreadingHTTPServer):
-    """The HTTP server: one thread a request, like the Python worker's thread pool."""
+    """The HTTP server: one thread a request, like the Python worker's thread pool.
+
+    Its queue listeners (if any) run while it serves: :meth:`serve_forever`
+    starts them, :meth:`server_close` stops them.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # the default of 5 resets bursts of concurrent clients
 
-    def __init__(self, address: tuple[str, int], functions: list[HttpFunction], config: HostConfig) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        functions: list[HttpFunction],
+        config: HostConfig,
+        queues: QueueHost | None = None,
+    ) -> None:
+        # Before binding: a failed bind calls server_close.
+        self.queues = queues or QueueHost([], QueuesOptions())
+        self._queues_started = False
         super().__init__(address, FunctionsRequestHandler)
         self.functions = functions
         self.config = config
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Start the queue listeners, then serve HTTP until :meth:`shutdown`."""
+        if not self._queues_started:
+            self._queues_started = True
+            self.queues.start()
+        super().serve_forever(poll_interval)
+
+    def server_close(self) -> None:
+        """Stop the queue listeners (letting invocations in flight finish), then close the socket."""
+        if self._queues_started:
+            self._queues_started = False
+            self.queues.stop(SHUTDOWN_TIMEOUT)
+        super().server_close()
 
 
 def build_host(root: Path, host: str, port: int | None, settings: Path | None = None) -> DevHost:
     """Load settings and functions from ``root`` and bind the server (port 0 picks a free one)."""
     config = load_local_settings(settings or root / "local.settings.json")
     functions = discover_functions(root)
-    return DevHost((host, config.port if port is None else port), functions, config)
+    queue_functions = discover_queue_functions(root)
+    options = QueuesOptions()
+    if queue_functions:
+        section = HostJson.load(root).section("extensions", "queues")
+        options = QueuesOptions.from_settings(section, os.environ)
+    queues = QueueHost(queue_functions, options)
+    return DevHost((host, config.port if port is None else port), functions, config, queues)
 
 
 #: Environment variables that configure this service (or the platform it reads them from).
-APP_SETTING_PREFIXES = ("AUTH_", "ACCOUNTS_", "AzureWebJobsStorage", "WEBSITE_")
+APP_SETTING_PREFIXES = ("AUTH_", "ACCOUNTS_", "AzureWebJobsStorage", "WEBSITE_", HOST_JSON_OVERRIDE_PREFIX)
 
 
 def app_environment(settings: Mapping[str, str]) -> dict[str, str]:
@@ -374,9 +520,16 @@ def app_environment(settings: Mapping[str, str]) -> dict[str, str]:
     return inherited | dict(settings)
 
 
-def spawn(port: int, settings: Path, environment: Mapping[str, str], **popen: Any) -> subprocess.Popen[bytes]:
-    """Start ``python -m tools.devhost`` as a child process and wait until it listens."""
+def spawn(
+    port: int, settings: Path, environment: Mapping[str, str], *, root: Path | None = None, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m tools.devhost`` as a child process and wait until it listens.
+
+    ``root`` is the function app's folder (default: this project).
+    """
     command = [sys.executable, "-m", "tools.devhost", "--port", str(port), "--settings", str(settings)]
+    if root is not None:
+        command += ["--root", str(root)]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(environment), **popen)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -389,6 +542,11 @@ def spawn(port: int, settings: Path, environment: Mapping[str, str], **popen: An
             time.sleep(0.05)
     process.kill()
     raise TimeoutError("the local host did not start listening within 30 s")
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Like Ctrl-C: unwind serve_forever, so that shutdown drains the queue listeners.
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -408,7 +566,20 @@ def main(argv: list[str] | None = None) -> None:
         logger.info(
             "%s: [%s] %s", function.name, ",".join(sorted(function.methods)), function.pattern.pattern
         )
+    for queue_function in server.queues.functions:
+        trigger = queue_function.trigger
+        logger.info(
+            "%s: queueTrigger %s (connection %s)",
+            trigger.function_name,
+            trigger.queue_name,
+            trigger.connection.setting,
+        )
+    if server.queues.functions:
+        logger.info("Queue options: %s", server.queues.options)
     print(f"Serving {len(server.functions)} functions on http://{bound_host!s}:{bound_port}", flush=True)
+    if server.queues.functions:
+        print(f"Listening to queues for {len(server.queues.functions)} functions", flush=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
