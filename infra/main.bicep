@@ -253,6 +253,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_MAIL_QUEUE: mailQueue.name
       AUTH_MAIL_ACS_ENDPOINT: 'https://${communication.properties.hostName}'
       AUTH_MAIL_FROM: 'DoNotReply@${mailDomain.properties.mailFromSenderDomain}'
+      // Links in mails open the bundle's reset and verification pages on the app's own host name.
+      AUTH_PUBLIC_BASE_URL: 'https://${app.properties.defaultHostName}'
     }
     dependsOn: [tableAccess, blobAccess, secretAccess, queueAccess, mailAccess]
   }

@@ -23,6 +23,22 @@ password_changed          INFO     a password was changed
 password_check_failed     WARNING  a wrong current password on password/delete (``reason``)
 account_deleted           INFO     an account was deleted
 legacy_token_accepted     INFO     a Mobile Services token passed the gate
+password_reset_requested  INFO     /api/password/forgot queued a reset mail (for any email)
+password_reset_completed  INFO     a reset code set a new password
+email_verification_requested INFO  /api/email/verification queued a verification mail (for any email)
+email_verified            INFO     a verification code marked an email verified
+email_change_requested    INFO     /api/me/email queued the mail to the new address
+email_changed             INFO     an account moved to its new email (``resumed`` after an interruption)
+email_change_refused      INFO     the new email got an account first (409)
+email_change_undone       INFO     an interrupted change was undone: the new email was taken
+code_rejected             WARNING  a one-time code was refused (``reason``: no_code, wrong_code, expired, ...)
+login_refused             WARNING  a right password, but the email is not verified (``reason``)
+registration_of_existing_email INFO under required verification; the owner is mailed
+mail_sent                 INFO     the mail function sent a mail (``kind``)
+mail_dropped              INFO     no mail for a request (``reason``: unknown_address, mail_limit, ...)
+mail_failed               WARNING  a send failed; the host retries the message later
+mail_poisoned             ERROR    the last attempt failed; the message goes to ``<queue>-poison``
+mail_not_queued           ERROR    a notice could not be queued after a change that stands
 token_rejected            WARNING  the gate refused a token (``reason``)
 request_refused           INFO     another 4xx (``code``)
 storage_unavailable       WARNING  Table Storage could not be reached (503)

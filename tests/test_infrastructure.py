@@ -196,6 +196,8 @@ class TestInfrastructure:
         assert not {name for name in settings if name.startswith("AUTH_MAIL_SMTP_")}, "one transport"
         assert bicep_outputs()["AUTH_MAIL_ACS_ENDPOINT"] == endpoint
         assert bicep_outputs()["AUTH_MAIL_FROM"] == sender
+        # Links in mails point at the app's own host name, never at a request's Host header.
+        assert settings["AUTH_PUBLIC_BASE_URL"] == "'https://${app.properties.defaultHostName}'"
 
     def test_the_code_accepts_the_deployed_mail_settings(self) -> None:
         """The values Bicep produces (as deployed) load: ACS by identity, the queue by its service URI."""
@@ -209,8 +211,10 @@ class TestInfrastructure:
                 "AUTH_MAIL_QUEUE": "auth-mail",
                 "AUTH_MAIL_ACS_ENDPOINT": "https://acs-1.unitedstates.communication.azure.com",
                 "AUTH_MAIL_FROM": "DoNotReply@0a1b2c3d-0000-4000-8000-000000000000.azurecomm.net",
+                "AUTH_PUBLIC_BASE_URL": "https://func-1.azurewebsites.net",
             }
         )
+        assert settings.mail.public_base_url == "https://func-1.azurewebsites.net"
         assert settings.mail.configured
         assert settings.mail.transport == AcsSettings("https://acs-1.unitedstates.communication.azure.com")
         assert settings.mail.queue.name == "auth-mail"

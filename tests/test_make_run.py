@@ -139,8 +139,8 @@ def test_run_serves_until_interrupted(tmp_path: Path) -> None:
 
 
 def emails(inbox_url: str) -> list[dict[str, Any]]:
-    """Every message MailDev holds, from its REST API (MailDev 3: ``/api/email``)."""
-    response = requests.get(f"{inbox_url}/api/email", timeout=10)
+    """Every message MailDev holds, from its REST API (MailDev 2: ``/email``)."""
+    response = requests.get(f"{inbox_url}/email", timeout=10)
     assert response.status_code == 200
     listed: list[dict[str, Any]] = response.json()
     return listed
@@ -152,7 +152,7 @@ def test_run_starts_a_mail_catcher_and_stops_it_on_sigterm(tmp_path: Path) -> No
     try:
         inbox_url = run.inbox_url()
         assert inbox_url == f"http://127.0.0.1:{run.inbox_port}"
-        # MailDev 3 serves its inbox page to browsers (Accept: text/html); other clients get its JSON 404.
+        # The inbox page, as a browser asks for it.
         page = requests.get(inbox_url, headers={"Accept": "text/html"}, timeout=10)
         assert page.status_code == 200
         assert "text/html" in page.headers["Content-Type"]

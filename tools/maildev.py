@@ -1,7 +1,7 @@
 """Start and stop MailDev (the npm package installed into ./node_modules): a local mail catcher.
 
 MailDev accepts any mail on its SMTP port and shows it in a web inbox (and its
-REST API, ``GET /api/email``). Both listen on loopback only. Mail is kept in
+REST API, ``GET /email``). Both listen on loopback only. Mail is kept in
 memory; the ``.eml`` files MailDev writes beside that go to a private scratch
 folder that :meth:`MailDev.stop` removes, so nothing outlives the process.
 """
@@ -70,7 +70,7 @@ class MailDev:
 
     @property
     def inbox_url(self) -> str:
-        """The web inbox (the REST API is under ``/api``)."""
+        """The web inbox (its REST API lists messages at ``/email``)."""
         return f"http://{HOST}:{self.web_port}"
 
     def command(self) -> list[str]:
