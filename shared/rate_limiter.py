@@ -70,7 +70,7 @@ class Action(StrEnum):
 
     REGISTER = "register"
     LOGIN = "login"
-    #: Requests that send mail or check a mailed code.
+    #: Requests that send mail.
     MAIL = "mail"
 
 

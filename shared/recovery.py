@@ -55,7 +55,8 @@ def reset_password(
     :raises MailNotConfigured: no mail transport is configured.
     :raises InvalidRequest: the email is not valid.
     :raises WeakPassword: the new password breaks the policy (no try is spent).
-    :raises TooManyAttempts: too many code checks from the client's address.
+    :raises TooManyAttempts: too many attempts from the client's address (counted as logins:
+        a code is a credential, and many users may share a carrier's address).
     :raises InvalidCode: wrong, expired, used, replaced or unknown code, or unknown email.
     :raises ConflictError: the account changed meanwhile; the code is still good, retry.
     :raises StorageUnavailable: storage could not be reached.
@@ -63,7 +64,7 @@ def reset_password(
     service.outbox.require()
     normalized = normalize_email(email)
     check_password_policy(service.settings.password_policy, new_password, email=normalized)
-    admission = service.limiter.admit(Action.MAIL, forwarded_for)
+    admission = service.limiter.admit(Action.LOGIN, forwarded_for)
     credentials = service.store.credentials(normalized)
     stored = service.codes.read(normalized, CodePurpose.RESET)
     admission.wait()

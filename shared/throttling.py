@@ -188,5 +188,5 @@ class AddressLimits:
     trusted_proxies: int = 0
     #: Admit attempts (and log it) when the counters cannot be reached, instead of answering 503.
     fail_open: bool = False
-    #: Requests that send mail (forgot, verification, email change) and check mailed codes.
+    #: Requests that send mail (forgot, verification, email change); code checks count as logins.
     mail: RateLimit = RateLimit(10, 300)

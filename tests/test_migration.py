@@ -65,6 +65,15 @@ def export_row(legacy_id: Any, email: str, password: str | None = None) -> dict[
     }
 
 
+#: Settings under which AUTH_REQUIRE_VERIFIED_EMAIL is valid; no mail is sent by these tests.
+MAIL_OFF_BUT_VALID = {
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "AUTH_MAIL_SMTP_HOST": "127.0.0.1",
+    "AUTH_MAIL_SMTP_SECURITY": "none",
+    "AUTH_MAIL_FROM": "no-reply@example.com",
+}
+
+
 def run_import(app_env: AppEnvironment, *args: str) -> tuple[int, str, str]:
     """The importer as an operator runs it: a separate process, settings from the environment."""
     completed = subprocess.run(
@@ -267,6 +276,21 @@ class TestImporter:
         assert status == 0, out
         response = log_in("csv@example.com", "csv old password!")
         assert json.loads(response.get_body())["userId"] == "Custom:abc"
+
+    @pytest.mark.parametrize("flag", [(), ("--emails-verified",)], ids=["default", "emails-verified"])
+    def test_imported_emails_are_unverified_unless_told(
+        self, app_env: AppEnvironment, tmp_path: Path, flag: tuple[str, ...]
+    ) -> None:
+        """Imported accounts are unverified; --emails-verified marks both their rows verified."""
+        path = write_json(tmp_path / "v.json", [export_row("v1", "verified@example.com", "old password 1")])
+        status, out, _ = run_import(app_env, str(path), *flag)
+        assert status == 0, out
+        rows = [e for e in app_env.entities() if e["PartitionKey"].startswith("acct-")]
+        assert sorted(e["RowKey"] for e in rows) == ["email:verified@example.com", "user:Custom:v1"]
+        assert {e["EmailVerified"] for e in rows} == {bool(flag)}
+        app_env.set(AUTH_REQUIRE_VERIFIED_EMAIL="true", **MAIL_OFF_BUT_VALID)
+        expected = 200 if flag else 403
+        assert log_in("verified@example.com", "old password 1").status_code == expected
 
     def test_never_overwrites_an_account_registered_since(
         self, app_env: AppEnvironment, tmp_path: Path
