@@ -14,6 +14,8 @@ from tools.azurite import PROJECT_ROOT
 from tools.local_settings import create_local_settings
 
 FUNCTIONS = ("register", "login")
+#: Every function folder of the app.
+ALL_FUNCTIONS = tuple(sorted(path.parent.name for path in PROJECT_ROOT.glob("*/function.json")))
 
 
 def load(path: str) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def test_function_json(name: str) -> None:
     assert output == {"type": "http", "direction": "out", "name": "$return"}
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("name", ALL_FUNCTIONS)
 def test_function_adapters_are_thin(name: str) -> None:
     """main() parses, calls shared and shapes the response: a handful of statements, absolute imports."""
     source = (PROJECT_ROOT / name / "__init__.py").read_text()
@@ -57,6 +59,23 @@ def test_function_adapters_are_thin(name: str) -> None:
     assert all(node.level == 0 for node in imports), "imports are absolute"
     assert any(node.module and node.module.startswith("shared") for node in imports)
     assert len(source.splitlines()) <= 25
+
+
+def test_mail_function_is_triggered_by_the_mail_queue() -> None:
+    """send_mail reads AUTH_MAIL_QUEUE; host.json retries for longer than a 2-minute mail outage."""
+    (trigger,) = load("send_mail/function.json")["bindings"]
+    assert trigger == {
+        "name": "message",
+        "type": "queueTrigger",
+        "direction": "in",
+        "queueName": "%AUTH_MAIL_QUEUE%",
+        "connection": "AzureWebJobsStorage",
+    }
+    queues = load("host.json")["extensions"]["queues"]
+    hours, minutes, seconds = (int(part) for part in queues["visibilityTimeout"].split(":"))
+    retry_window = (hours * 3600 + minutes * 60 + seconds) * (queues["maxDequeueCount"] - 1)
+    assert retry_window > 120, "failed sends are retried for longer than a 2-minute mail outage"
+    assert queues["maxPollingInterval"] == "00:00:02", "a mail leaves within about 2 s of the request"
 
 
 def requirement_names(path: str) -> set[str]:
