@@ -67,7 +67,7 @@ class ReceivedMail:
 
     @property
     def link(self) -> str | None:
-        found = re.search(r"^(https?://\S+)$", self.text, re.MULTILINE)
+        found = re.search(r"^(https?://\S+)\s*$", self.text, re.MULTILINE)
         return found[1] if found else None
 
 
