@@ -1,4 +1,4 @@
-"""GET /api/me: the caller's account. DELETE /api/me {"password"}: delete it (204)."""
+"""GET /api/me: the caller's account. DELETE /api/me {"password"[,"code"]}: delete it (204)."""
 
 import azure.functions as func
 
@@ -11,7 +11,8 @@ from shared.authentication import authenticated_account
 def main(req: func.HttpRequest) -> func.HttpResponse:
     account = authenticated_account(req)
     if req.method.upper() == "DELETE":
-        password = http.string_field(http.read_json_object(req), "password")
-        account_service().delete_account(account, password)
+        body = http.read_json_object(req)
+        password, code = http.string_field(body, "password"), http.optional_string_field(body, "code")
+        account_service().delete_account(account, password, code=code)
         return http.no_content()
     return http.profile_response(account)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,11 +81,13 @@ __all__ = [
     "Credentials",
     "ImportOutcome",
     "LoginRecord",
+    "MfaRecord",
     "MoveOutcome",
     "account_rows",
     "alias_keys",
     "email_row_key",
     "encode_key",
+    "mfa_row_key",
     "new_user_id",
     "partition_for_email",
     "partition_for_user_id",
@@ -120,6 +123,8 @@ class Credentials:
     moving_to: str | None = None
     #: Set on the new login row of a move until the move is finished.
     moved_from: str | None = None
+    #: A confirmed authenticator app (TOTP) is required after the password.
+    mfa_totp: bool = False
 
     @property
     def in_move(self) -> bool:
@@ -151,11 +156,38 @@ class Account:
     moving_to: str | None = None
     #: The email the account was moved from, until the move is finished.
     moved_from: str | None = None
+    mfa_totp: bool = False
+    recovery_codes_left: int = 0
 
     @property
     def in_move(self) -> bool:
         """Whether an email change of this account is under way (or was interrupted)."""
         return self.moving_to is not None or self.moved_from is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MfaRecord:
+    """The second-factor row of an account (``mfa:<user id>``, in the account's partition).
+
+    Secrets are sealed (:mod:`shared.mfa.encryption`); recovery codes are
+    keyed digests. ``last_step`` is the last TOTP time step used, so that no
+    code is accepted twice; every write is guarded by the row's ETag.
+    """
+
+    user_id: str
+    partition: str
+    secret: str | None = None
+    pending: str | None = None
+    last_step: int | None = None
+    recovery_digests: tuple[str, ...] = ()
+    challenge: str | None = None
+    challenge_expires: datetime | None = None
+    etag: str | None = None
+
+
+def mfa_row_key(user_id: str) -> str:
+    """Return the RowKey of the second-factor row of ``user_id``."""
+    return "mfa:" + encode_key(user_id)
 
 
 def encode_key(value: str) -> str:
@@ -299,6 +331,7 @@ class AccountStore:
                 email_verified=bool(entity.get("EmailVerified", False)),
                 moving_to=entity.get("MovingTo") or None,
                 moved_from=entity.get("MovedFrom") or None,
+                mfa_totp=bool(entity.get("MfaTotp", False)),
             )
         throttle = LoginThrottle(
             consecutive_failures=entity.get("FailedLogins", 0),
@@ -384,7 +417,7 @@ class AccountStore:
         return new_version
 
     def delete(self, account: Account, credentials: Credentials) -> None:
-        """Delete both rows of an account, if neither changed since read; the email is free again.
+        """Delete the rows of an account and its second factor, if unchanged since read; the email is free.
 
         :raises ConflictError: another request changed the account first; nothing deleted.
         """
@@ -401,6 +434,8 @@ class AccountStore:
                 _unchanged(account.etag),
             ),
         ]
+        if self._get(partition, mfa_row_key(account.user_id), "read second factor") is not None:
+            operations.append(("delete", {"PartitionKey": partition, "RowKey": mfa_row_key(account.user_id)}))
         self._transact(operations, "delete account")
         if partition_for_user_id(account.user_id) != partition:
             self._delete_alias(account.user_id)
@@ -488,6 +523,93 @@ class AccountStore:
             operation,
         )
 
+    # The second factor: one row per account beside its account row.
+
+    def mfa_record(self, account: Account) -> MfaRecord:
+        """Read the second-factor row of ``account`` (an empty record if it has none): one point read."""
+        partition = partition_for_email(account.email)
+        entity = self._get(partition, mfa_row_key(account.user_id), "read second factor")
+        if entity is None:
+            return MfaRecord(account.user_id, partition)
+        digests = json.loads(entity.get("RecoveryCodes") or "[]")
+        last_step = entity.get("LastStep", -1)
+        return MfaRecord(
+            user_id=account.user_id,
+            partition=partition,
+            secret=entity.get("Secret") or None,
+            pending=entity.get("Pending") or None,
+            last_step=int(last_step) if last_step is not None and int(last_step) >= 0 else None,
+            recovery_digests=tuple(str(d) for d in digests),
+            challenge=entity.get("Challenge") or None,
+            challenge_expires=_instant(entity.get("ChallengeExpires")),
+            etag=entity.metadata["etag"],
+        )
+
+    def save_mfa(self, record: MfaRecord, **changes: Any) -> bool:
+        """Write ``changes`` (row properties) to the second-factor row if unchanged since read.
+
+        :returns: ``False`` when another request wrote the row first (nothing written).
+        """
+        entity = {"PartitionKey": record.partition, "RowKey": mfa_row_key(record.user_id), **changes}
+        with storage_errors("write second factor"):
+            try:
+                if record.etag is None:
+                    self._table().create_entity(entity)
+                else:
+                    self._table().update_entity(entity, mode=UpdateMode.MERGE, **_unchanged(record.etag))
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                return False
+        return True
+
+    def change_mfa(
+        self,
+        account: Account,
+        record: MfaRecord,
+        mfa_changes: dict[str, Any] | None,
+        *,
+        enabled: bool | None = None,
+        recovery_codes_left: int | None = None,
+        revoke_sessions: bool = False,
+    ) -> int:
+        """Change the second-factor row (``None``: delete it) and the account's flags in one transaction.
+
+        The row is guarded by its ETag (so a code is used once), the account row too.
+
+        :returns: the session version after the change.
+        :raises ConflictError: either row changed since read; nothing written.
+        """
+        if record.etag is None:
+            raise ConflictError()
+        partition = record.partition
+        version = account.session_version + (1 if revoke_sessions else 0)
+        flags: dict[str, Any] = {}
+        if enabled is not None:
+            flags["MfaTotp"] = enabled
+        if revoke_sessions:
+            flags["SessionVersion"] = version
+        account_changes = dict(flags)
+        if recovery_codes_left is not None:
+            account_changes["RecoveryCodesLeft"] = recovery_codes_left
+        mfa_keys = {"PartitionKey": partition, "RowKey": mfa_row_key(record.user_id)}
+        merge = {"mode": UpdateMode.MERGE}
+        operations: list[Operation] = [
+            ("delete", mfa_keys, _unchanged(record.etag))
+            if mfa_changes is None
+            else ("update", mfa_keys | mfa_changes, merge | _unchanged(record.etag))
+        ]
+        if account_changes:
+            account_row = {
+                "PartitionKey": partition,
+                "RowKey": user_row_key(account.user_id),
+                **account_changes,
+            }
+            operations.append(("update", account_row, merge | _unchanged(account.etag)))
+        if flags:
+            login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **flags}
+            operations.append(("update", login_row, merge))
+        self._transact(operations, "change second factor")
+        return version
+
     # Email change: a move of the account's rows to the new email's partition.
 
     def move_email(self, account: Account, new_email: str, use_code: Operation) -> MoveOutcome:
@@ -535,6 +657,7 @@ class AccountStore:
         old_partition, new_partition = partition_for_email(old_email), partition_for_email(new_email)
         old_login = self._get(old_partition, email_row_key(old_email), "read old login")
         old_account = self._get(old_partition, user_row_key(user_id), "read old account")
+        old_mfa = self._get(old_partition, mfa_row_key(user_id), "read old second factor")
         marked = (
             old_login is not None
             and old_login.get("UserId") == user_id
@@ -547,16 +670,17 @@ class AccountStore:
             return MoveOutcome.NOTHING
         if marked and not copied:
             login_row, account_row = _moved_rows(old_login, old_account, new_email)
-            if self._create_or_claim(login_row, account_row, "copy account") is None:
+            extra = [] if old_mfa is None else [_in_partition(old_mfa, new_partition)]
+            if self._create_or_claim(login_row, account_row, "copy account", extra) is None:
                 self._unmark(old_partition, old_login, old_account)
                 log_event("email_change_undone", user_id=user_id, reason="email_taken")
                 return MoveOutcome.EMAIL_TAKEN
         self._point_alias(user_id, new_email)
         if marked:
             # The commit point: from here on only the new email logs in.
-            self._delete_rows(
-                old_partition, [email_row_key(old_email), user_row_key(user_id)], "commit email change"
-            )
+            old_rows = [email_row_key(old_email), user_row_key(user_id)]
+            old_rows += [] if old_mfa is None else [mfa_row_key(user_id)]
+            self._delete_rows(old_partition, old_rows, "commit email change")
         cleared = {"MovedFrom": ""}
         self._merge_existing(new_partition, [email_row_key(new_email), user_row_key(user_id)], cleared)
         return MoveOutcome.MOVED
@@ -716,7 +840,11 @@ class AccountStore:
         return total, legacy
 
     def _create_or_claim(
-        self, login_row: dict[str, Any], account_row: dict[str, Any], operation: str
+        self,
+        login_row: dict[str, Any],
+        account_row: dict[str, Any],
+        operation: str,
+        extra_rows: list[dict[str, Any]] | None = None,
     ) -> list[Mapping[str, Any]] | None:
         """Insert both rows of a new account, taking over a placeholder login row if one exists.
 
@@ -725,7 +853,13 @@ class AccountStore:
         with storage_errors(operation):
             answer_lost = False
             try:
-                return self._table().submit_transaction([("create", login_row), ("create", account_row)])
+                return self._table().submit_transaction(
+                    [
+                        ("create", login_row),
+                        ("create", account_row),
+                        *(("create", r) for r in extra_rows or []),
+                    ]
+                )
             except TableTransactionError as error:
                 if error.status_code != 409:
                     raise
@@ -749,6 +883,7 @@ class AccountStore:
             try:
                 return self._table().submit_transaction(
                     [("update", login_row, claim), ("create", account_row)]
+                    + [("create", r) for r in extra_rows or []]
                 )
             except TableTransactionError as error:
                 if error.status_code in (409, 412):
@@ -855,7 +990,13 @@ def _account(user_id: str, entity: Mapping[str, Any]) -> Account:
         email_verified=bool(entity.get("EmailVerified", False)),
         moving_to=entity.get("MovingTo") or None,
         moved_from=entity.get("MovedFrom") or None,
+        mfa_totp=bool(entity.get("MfaTotp", False)),
+        recovery_codes_left=int(entity.get("RecoveryCodesLeft", 0)),
     )
+
+
+def _in_partition(entity: Mapping[str, Any], partition: str) -> dict[str, Any]:
+    return dict(entity) | {"PartitionKey": partition}
 
 
 def _moved_rows(

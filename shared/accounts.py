@@ -20,7 +20,16 @@ from typing import NoReturn
 from shared.account_store import Account, AccountStore, Credentials, LoginRecord, MoveOutcome
 from shared.codes import OneTimeCodes
 from shared.emails import normalize_email
-from shared.errors import EmailNotVerified, EmailTaken, InvalidCredentials, InvalidToken, TooManyAttempts
+from shared.errors import (
+    EmailNotVerified,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRequest,
+    InvalidToken,
+    MfaRequired,
+    ServiceError,
+    TooManyAttempts,
+)
 from shared.events import log_event
 from shared.mail.config import MailKind
 from shared.mail.outbox import MailRequest, Outbox
@@ -84,7 +93,8 @@ class AccountService:
         log_event("registered", user_id=account.user_id)
         verify = MailRequest(MailKind.VERIFY_EMAIL, normalized, user_id=account.user_id)
         self.outbox.send_after_change(verify)
-        return self._session(account.user_id, account.email, account.session_version, datetime.now(UTC))
+        now = datetime.now(UTC)
+        return self._session(account.user_id, account.email, account.session_version, now, amr=("pwd",))
 
     def register_unverified(self, email: str, password: str, *, forwarded_for: str | None = None) -> None:
         """Register under ``AUTH_REQUIRE_VERIFIED_EMAIL``: no token, and no answer that tells
@@ -157,8 +167,21 @@ class AccountService:
             if new_hash is not None:
                 previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
                 log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
+        if credentials.mfa_totp:
+            self._challenge(credentials)
         log_event("login_succeeded", user_id=credentials.user_id)
-        return self._session(credentials.user_id, credentials.email, credentials.session_version, now)
+        return self._session(
+            credentials.user_id, credentials.email, credentials.session_version, now, amr=("pwd",)
+        )
+
+    def _challenge(self, credentials: Credentials) -> NoReturn:
+        """The password was right and a second factor is on: answer with the second step's token."""
+        from shared.mfa.flows import issue_challenge_for  # noqa: PLC0415 - the flows build on this module
+
+        account = self.store.account(credentials.user_id)
+        if account is None:
+            raise InvalidCredentials()
+        raise MfaRequired(issue_challenge_for(self, account))
 
     def _login_record(self, email: str) -> LoginRecord:
         """Read the login row of ``email``, first finishing an interrupted email change it is part of."""
@@ -192,6 +215,19 @@ class AccountService:
             log_event("throttled", logging.WARNING, reason="account_locked", retry_after=wait)
             raise TooManyAttempts(wait)
 
+    def refuse_if_locked_out(self, email: str) -> LoginRecord:
+        """Read the failure record of ``email`` and refuse if it is locked out.
+
+        :raises TooManyAttempts: the email is locked out.
+        """
+        record = self.store.login_record(email)
+        self._refuse_if_locked(record, datetime.now(UTC))
+        return record
+
+    def count_failure(self, record: LoginRecord, error: ServiceError) -> NoReturn:
+        """Count a failed proof (such as a wrong second factor) against the email, then raise ``error``."""
+        self._fail(record, datetime.now(UTC), "wrong_second_factor", record.credentials, error=error)
+
     def _fail(
         self,
         record: LoginRecord,
@@ -200,6 +236,7 @@ class AccountService:
         credentials: Credentials | None,
         *,
         event: str = "login_failed",
+        error: ServiceError | None = None,
     ) -> NoReturn:
         """Count one evaluated failure against the email (no lost increments), then refuse."""
         policy = self.settings.lockout
@@ -217,9 +254,9 @@ class AccountService:
             record = self.store.login_record(record.email)
         user_id = credentials.user_id if credentials else None
         log_event(event, logging.WARNING, reason=reason, user_id=user_id)
-        raise InvalidCredentials()
+        raise error or InvalidCredentials()
 
-    def authenticate(self, token: str | None) -> Account:
+    def authenticate(self, token: str | None, *, require_mfa: bool = False) -> Account:
         """Return the account a request's token stands for.
 
         Costs one HMAC check and one point read by user id.
@@ -227,9 +264,13 @@ class AccountService:
         :raises InvalidToken: no token, a token that fails verification, the
             account no longer exists, its sessions were revoked after the
             token was issued, or the session is older than ``AUTH_SESSION_MAX_SECONDS``.
+        :raises MfaRequired: ``require_mfa`` and the session has no second factor.
         :raises StorageUnavailable: storage could not be reached.
         """
-        return self._authenticate(token)[0]
+        account, verified = self._authenticate(token)
+        if require_mfa and not verified.has_second_factor:
+            raise MfaRequired()
+        return account
 
     def _authenticate(self, token: str | None) -> tuple[Account, VerifiedToken]:
         if not token:
@@ -267,7 +308,9 @@ class AccountService:
         account, verified = self._authenticate(token)
         log_event("token_refreshed", user_id=account.user_id)
         started = verified.session_started or datetime.now(UTC)  # a token from before sessions had a start
-        return self._session(account.user_id, account.email, account.session_version, started)
+        return self._session(
+            account.user_id, account.email, account.session_version, started, amr=verified.amr
+        )
 
     def log_out(self, account: Account) -> None:
         """Revoke every token of the account issued so far."""
@@ -287,15 +330,25 @@ class AccountService:
         log_event("password_changed", user_id=account.user_id)
         notice = MailRequest(MailKind.PASSWORD_CHANGED, account.email, user_id=account.user_id)
         self.outbox.send_after_change(notice)
-        return self._session(account.user_id, account.email, version, datetime.now(UTC))
+        return self._session(account.user_id, account.email, version, datetime.now(UTC), amr=("pwd",))
 
-    def delete_account(self, account: Account, password: str) -> None:
-        """Delete the account after checking its password; its email can register again.
+    def delete_account(self, account: Account, password: str, *, code: str | None = None) -> None:
+        """Delete the account after checking its password (and, with TOTP on, a code).
+
+        Its email can register again.
 
         :raises InvalidCredentials: ``password`` is wrong.
+        :raises InvalidRequest: TOTP is on and no ``code`` was given.
+        :raises InvalidCode: the code is wrong.
         :raises ConflictError: the account changed concurrently; nothing deleted.
         """
         credentials = self.check_password(account, password)
+        if account.mfa_totp:
+            from shared.mfa.flows import check_code  # noqa: PLC0415 - the flows build on this module
+
+            if code is None:
+                raise InvalidRequest("The field 'code' is required: the account has a second factor.")
+            check_code(self, account, code)
         self.store.delete(account, credentials)
         log_event("account_deleted", user_id=account.user_id)
 
@@ -320,9 +373,25 @@ class AccountService:
             self._fail(record, now, reason, credentials, event="password_check_failed")
         return credentials
 
-    def _session(self, user_id: str, email: str, session_version: int, session_started: datetime) -> Session:
+    def session_for(self, user_id: str, email: str, session_version: int, *, amr: tuple[str, ...]) -> Session:
+        """Sign a token of a session that starts now, proven as ``amr`` says."""
+        return self._session(user_id, email, session_version, datetime.now(UTC), amr=amr)
+
+    def _session(
+        self,
+        user_id: str,
+        email: str,
+        session_version: int,
+        session_started: datetime,
+        *,
+        amr: tuple[str, ...] = (),
+    ) -> Session:
         token = issue_token(
-            self.settings.tokens, user_id, session_version=session_version, session_started=session_started
+            self.settings.tokens,
+            user_id,
+            session_version=session_version,
+            session_started=session_started,
+            amr=amr,
         )
         return Session(token=token, email=email)
 

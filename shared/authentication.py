@@ -38,13 +38,17 @@ def request_token(req: func.HttpRequest) -> str | None:
     return None
 
 
-def authenticated_account(req: func.HttpRequest) -> Account:
+def authenticated_account(req: func.HttpRequest, *, require_mfa: bool = False) -> Account:
     """Return the account of the request's token.
+
+    With ``require_mfa``, a session signed in without a second factor is
+    refused with 403 ``mfa_required``, for functions that need one.
 
     :raises InvalidToken: (401 ``invalid_token`` with ``WWW-Authenticate: Bearer``)
         missing, malformed, oversized, forged, expired, not yet valid, wrong
         issuer or audience, deleted account, or revoked session.
     :raises StorageUnavailable: storage could not be reached.
+    :raises MfaRequired: ``require_mfa`` and the session has no second factor.
     :raises SettingError: the app is misconfigured.
     """
-    return account_service().authenticate(request_token(req))
+    return account_service().authenticate(request_token(req), require_mfa=require_mfa)

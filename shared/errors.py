@@ -19,6 +19,8 @@ __all__ = [
     "InvalidRequest",
     "InvalidToken",
     "MailNotConfigured",
+    "MfaAlreadyEnabled",
+    "MfaRequired",
     "PayloadTooLarge",
     "ServerMisconfigured",
     "ServiceError",
@@ -46,6 +48,10 @@ class ServiceError(Exception):
 
     def response_headers(self) -> dict[str, str]:
         """Extra HTTP headers the response for this error carries."""
+        return {}
+
+    def problem_members(self) -> dict[str, str]:
+        """Extra members of the problem body (RFC 9457 extension members)."""
         return {}
 
 
@@ -118,6 +124,29 @@ class EmailNotVerified(ServiceError):
     title = "The email address of this account is not verified yet"
 
 
+class MfaRequired(ServiceError):
+    """A second factor is needed: after a right password, or for a route that needs one.
+
+    After a password, ``mfa_token`` is the token of the second step (``mfaToken``
+    in the body), as the ``mfa_required`` answer of Auth0's password grant.
+    """
+
+    status = 403
+    code = "mfa_required"
+    title = "A second factor is required"
+
+    def __init__(self, mfa_token: str | None = None) -> None:
+        super().__init__(
+            "Send a code from the authenticator app (or a recovery code) to /api/login/mfa."
+            if mfa_token
+            else "This needs a session signed in with a second factor."
+        )
+        self.mfa_token = mfa_token
+
+    def problem_members(self) -> dict[str, str]:
+        return {"mfaToken": self.mfa_token} if self.mfa_token else {}
+
+
 class TooManyAttempts(ServiceError):
     """Login attempts on this account are refused for a while (lockout or rate limit)."""
 
@@ -139,6 +168,13 @@ class ConflictError(ServiceError):
     status = 409
     code = "conflict"
     title = "The account was changed by another request; retry"
+
+
+class MfaAlreadyEnabled(ConflictError):
+    """The account has a confirmed authenticator already; disable it first."""
+
+    code = "mfa_already_enabled"
+    title = "A second factor is enabled already"
 
 
 class EmailTaken(ConflictError):

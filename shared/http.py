@@ -38,9 +38,11 @@ __all__ = [
     "handles_problems",
     "json_response",
     "no_content",
+    "optional_string_field",
     "problem_response",
     "profile_response",
     "read_json_object",
+    "session_body",
     "session_response",
     "string_field",
 ]
@@ -91,6 +93,7 @@ def problem_response(error: ServiceError) -> func.HttpResponse:
         "status": error.status,
         "detail": error.detail,
         "code": error.code,
+        **error.problem_members(),
     }
     return func.HttpResponse(
         json.dumps(body),
@@ -125,6 +128,7 @@ def profile_response(account: Account) -> func.HttpResponse:
             "email": account.email,
             "emailVerified": account.email_verified,
             "createdAt": _iso(account.created_at),
+            "mfa": {"totp": account.mfa_totp, "recoveryCodesLeft": account.recovery_codes_left},
         }
     )
 
@@ -141,17 +145,19 @@ def session_response(session: Session, *, status_code: int = 200) -> func.HttpRe
     read; flat ``userId`` and ``token`` are what clients of the original custom
     API read.
     """
+    return json_response(session_body(session), status_code=status_code)
+
+
+def session_body(session: Session) -> dict[str, Any]:
+    """The members of a session response (see :func:`session_response`)."""
     token = session.token
-    return json_response(
-        {
-            "authenticationToken": token.token,
-            "user": {"userId": token.user_id, "email": session.email},
-            "userId": token.user_id,
-            "token": token.token,
-            "expiresAt": _iso(token.expires_at),
-        },
-        status_code=status_code,
-    )
+    return {
+        "authenticationToken": token.token,
+        "user": {"userId": token.user_id, "email": session.email},
+        "userId": token.user_id,
+        "token": token.token,
+        "expiresAt": _iso(token.expires_at),
+    }
 
 
 def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
@@ -170,6 +176,14 @@ def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return parsed
+
+
+def optional_string_field(body: dict[str, Any], name: str) -> str | None:
+    """Return the string field ``name`` of ``body``, or ``None`` when it is absent.
+
+    :raises InvalidRequest: the field is present but not a string.
+    """
+    return string_field(body, name) if name in body else None
 
 
 def string_field(body: dict[str, Any], name: str, *aliases: str) -> str:

@@ -9,6 +9,7 @@ the service fails closed instead of issuing tokens with a weak or empty key.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -31,12 +32,14 @@ from shared.mail.config import (
     SmtpSecurity,
     SmtpSettings,
 )
+from shared.mfa.encryption import EncryptionKeys
 from shared.mobile_services import LegacyTokenSettings
 from shared.passwords import Argon2Parameters, PasswordPolicy
 from shared.throttling import AddressLimits, LockoutPolicy, RateLimit
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, appservice_signing_key, zumo_signing_key
 
 __all__ = [
+    "MfaSettings",
     "Settings",
     "StorageSettings",
     "get_settings",
@@ -80,6 +83,29 @@ class StorageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MfaSettings:
+    """The second factor: the name authenticator apps show, the challenge's life, the encryption keys.
+
+    A missing or malformed ``AUTH_ENCRYPTION_KEY`` does not stop the service:
+    it is kept as ``key_problem`` and raised by :meth:`keys`, so only what
+    needs the key (the second-factor routes, login of accounts that have one)
+    fails closed, naming the setting.
+    """
+
+    issuer: str = "Mobile app"
+    challenge_lifetime: timedelta = timedelta(seconds=300)
+    encryption: EncryptionKeys | None = field(default=None, repr=False)
+    key_problem: SettingError | None = None
+
+    def keys(self) -> EncryptionKeys:
+        """:raises SettingError: ``AUTH_ENCRYPTION_KEY`` is missing or malformed."""
+        if self.encryption is None:
+            problem = self.key_problem or SettingError("AUTH_ENCRYPTION_KEY", "is not set")
+            raise SettingError(problem.setting, problem.problem)
+        return self.encryption
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the service, validated."""
 
@@ -93,6 +119,7 @@ class Settings:
     #: How long a session may be refreshed after the user last gave a password (None: forever).
     session_max_age: timedelta | None = timedelta(days=90)
     mail: MailSettings = field(default_factory=MailSettings)
+    mfa: MfaSettings = field(default_factory=MfaSettings)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -112,7 +139,29 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         address_limits=_address_limits(reader),
         session_max_age=_session_max_age(reader),
         mail=_mail_settings(reader),
+        mfa=_mfa_settings(reader),
     )
+
+
+def _mfa_settings(reader: _Reader) -> MfaSettings:
+    lifetime = reader.integer("AUTH_MFA_CHALLENGE_SECONDS", default=300, minimum=5, maximum=3600)
+    issuer = reader.optional("AUTH_MFA_ISSUER") or reader.optional("AUTH_APP_NAME") or MailSettings().app_name
+    if ":" in issuer:
+        raise SettingError("AUTH_MFA_ISSUER", "must not contain a colon (authenticator apps split on it)")
+    settings = MfaSettings(issuer=issuer, challenge_lifetime=timedelta(seconds=lifetime))
+    try:
+        current = reader.optional("AUTH_ENCRYPTION_KEY")
+        if current is None:
+            raise SettingError("AUTH_ENCRYPTION_KEY", "is not set (the second factor needs it)")
+        previous = reader.listed("AUTH_PREVIOUS_ENCRYPTION_KEYS")
+        try:
+            keys = EncryptionKeys.from_hex(current, previous)
+        except ValueError as error:
+            setting = "AUTH_PREVIOUS_ENCRYPTION_KEYS" if "PREVIOUS" in str(error) else "AUTH_ENCRYPTION_KEY"
+            raise SettingError(setting, "is not 64 hex digits (32 bytes)") from None
+    except SettingError as problem:
+        return dataclasses.replace(settings, key_problem=problem)
+    return dataclasses.replace(settings, encryption=keys)
 
 
 def _mail_settings(reader: _Reader) -> MailSettings:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALGORITHM",
+    "AMR_CLAIM",
+    "CHALLENGE_AUDIENCE_SUFFIX",
     "MAX_NUMERIC_DATE",
     "MAX_SESSION_VERSION",
     "MAX_TOKEN_LENGTH",
@@ -48,8 +50,10 @@ __all__ = [
     "TokenSettings",
     "VerifiedToken",
     "appservice_signing_key",
+    "issue_challenge",
     "issue_token",
     "key_id",
+    "verify_challenge",
     "verify_token",
     "zumo_signing_key",
 ]
@@ -58,6 +62,11 @@ ALGORITHM = "HS256"
 ZUMO_ISSUER = "urn:microsoft:windows-azure:zumo"
 ZUMO_KEY_ID = "0"
 SESSION_VERSION_CLAIM = "sv"
+#: RFC 8176 authentication method references: how the session was proven.
+AMR_CLAIM = "amr"
+#: Tokens of the second step of a login with a second factor carry this audience suffix.
+CHALLENGE_AUDIENCE_SUFFIX = "#mfa-challenge"
+_MAX_AMR_VALUES = 8
 SESSION_STARTED_CLAIM = "sat"
 #: Tokens longer than this are rejected before any parsing.
 MAX_TOKEN_LENGTH = 4096
@@ -117,6 +126,13 @@ class VerifiedToken:
     issued_at: datetime | None
     session_version: int = 0
     session_started: datetime | None = None
+    #: ``amr``: how the session was proven (``()`` for tokens issued before sessions had it).
+    amr: tuple[str, ...] = ()
+
+    @property
+    def has_second_factor(self) -> bool:
+        """Whether the session was proven with a second factor."""
+        return "mfa" in self.amr
 
 
 def appservice_signing_key(hex_key: str) -> bytes:
@@ -144,6 +160,7 @@ def issue_token(
     *,
     session_version: int | None = None,
     session_started: datetime | None = None,
+    amr: tuple[str, ...] = (),
     now: datetime | None = None,
 ) -> IssuedToken:
     """Sign a token for ``user_id`` in the configured format, valid for ``settings.lifetime``.
@@ -181,6 +198,8 @@ def issue_token(
         payload[SESSION_VERSION_CLAIM] = session_version
     if session_started is not None:
         payload[SESSION_STARTED_CLAIM] = _seconds(session_started)
+    if amr:
+        payload[AMR_CLAIM] = list(amr)
     pyjwt = _pyjwt()
     token = pyjwt.encode(
         payload,
@@ -307,7 +326,75 @@ def _verified(token_format: TokenFormat, claims: dict[str, Any]) -> VerifiedToke
         issued_at=issued_at,
         session_version=session_version,
         session_started=session_started,
+        amr=_amr(claims),
     )
+
+
+def _amr(claims: dict[str, Any]) -> tuple[str, ...]:
+    """:raises InvalidToken: ``amr`` is present but not a short list of short strings."""
+    if AMR_CLAIM not in claims:
+        return ()
+    value = claims[AMR_CLAIM]
+    if (
+        not isinstance(value, list)
+        or len(value) > _MAX_AMR_VALUES
+        or not all(isinstance(item, str) and 0 < len(item) <= 32 for item in value)
+    ):
+        raise InvalidToken("amr claim is not a list of method names")
+    return tuple(value)
+
+
+def issue_challenge(settings: TokenSettings, user_id: str, challenge_id: str, lifetime: timedelta) -> str:
+    """Sign the token of a login's second step: for ``user_id`` and this challenge only.
+
+    Its audience is the service's with :data:`CHALLENGE_AUDIENCE_SUFFIX`, so
+    :func:`verify_token` (the gate, every route) refuses it.
+    """
+    now = datetime.now(UTC).replace(microsecond=0)
+    payload = {
+        "sub": user_id,
+        "iss": settings.issuer,
+        "aud": settings.audience + CHALLENGE_AUDIENCE_SUFFIX,
+        "iat": _seconds(now),
+        "exp": _seconds(now + lifetime),
+        "jti": challenge_id,
+    }
+    key = settings.keys[0]
+    token: str = _pyjwt().encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
+    return token
+
+
+def verify_challenge(settings: TokenSettings, token: str) -> tuple[str, str]:
+    """Return the user id and challenge id of a second-step token.
+
+    No leeway: a challenge lives exactly as long as configured.
+
+    :raises InvalidToken: forged, expired, malformed, or not a challenge token.
+    """
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("token too long")
+    pyjwt = _pyjwt()
+    try:
+        kid = pyjwt.get_unverified_header(token).get("kid")
+        for key in settings.keys:
+            if kid != key_id(key):
+                continue
+            claims = pyjwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=settings.audience + CHALLENGE_AUDIENCE_SUFFIX,
+                issuer=settings.issuer,
+                options={"require": ["exp", "iss", "aud", "sub", "jti"]},
+            )
+            user_id, challenge_id = claims["sub"], claims["jti"]
+            if not isinstance(user_id, str) or not isinstance(challenge_id, str) or not user_id:
+                raise InvalidToken("challenge claims are not strings")
+            _numeric_date(claims, "exp")
+            return user_id, challenge_id
+    except (pyjwt.PyJWTError, TypeError, OverflowError) as error:
+        raise InvalidToken(f"challenge rejected: {type(error).__name__}") from None
+    raise InvalidToken("challenge signed with an unknown key")
 
 
 def _numeric_date(

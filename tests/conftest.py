@@ -70,6 +70,10 @@ APP_SETTINGS = (
     "AUTH_PUBLIC_BASE_URL",
     "AUTH_APP_LINK_BASE",
     "AUTH_REQUIRE_VERIFIED_EMAIL",
+    "AUTH_ENCRYPTION_KEY",
+    "AUTH_PREVIOUS_ENCRYPTION_KEYS",
+    "AUTH_MFA_ISSUER",
+    "AUTH_MFA_CHALLENGE_SECONDS",
 )
 
 pytest_plugins = ["tests.mailtest"]
@@ -151,6 +155,7 @@ def app_settings_for(connection_string: str) -> dict[str, str]:
         "ACCOUNTS_TABLE": unique_table_name(),
         "AUTH_RATE_LIMIT_REGISTER": "0",
         "AUTH_RATE_LIMIT_LOGIN": "0",
+        "AUTH_ENCRYPTION_KEY": secrets.token_hex(32),
     }
 
 

@@ -25,6 +25,7 @@ IF_NOT_YOU = {
     MailKind.SIGNUP_EXISTING: "If it wasn't you, ignore this mail: your account is unchanged.",
     MailKind.PASSWORD_CHANGED: "If it wasn't you, reset your password in the app at once",
     MailKind.EMAIL_CHANGED: f"If this was not you, contact the {APP} support at once",
+    MailKind.MFA_DISABLED: "If it wasn't you, someone knows your password",
 }
 
 

@@ -158,7 +158,9 @@ class TestLegacyLogin:
         assert json.loads(profile.get_body()) == {
             "userId": "Custom:42",
             "email": "old@example.com",
+            "emailVerified": False,
             "createdAt": "2015-03-04T00:00:00Z",
+            "mfa": {"totp": False, "recoveryCodesLeft": 0},
         }
 
     def test_wrong_password_is_the_same_401(self, app_env: AppEnvironment, store: AccountStore) -> None:

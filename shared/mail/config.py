@@ -44,11 +44,13 @@ class MailKind(StrEnum):
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a name, not a password
     #: Notice to the old address: the account's email was changed.
     EMAIL_CHANGED = "email_changed"
+    #: Notice: the second factor was turned off.
+    MFA_DISABLED = "mfa_disabled"
 
     @property
     def is_notice(self) -> bool:
         """A notice tells the owner of an account that something happened; it carries no code."""
-        return self in (MailKind.PASSWORD_CHANGED, MailKind.EMAIL_CHANGED)
+        return self in (MailKind.PASSWORD_CHANGED, MailKind.EMAIL_CHANGED, MailKind.MFA_DISABLED)
 
 
 class SmtpSecurity(StrEnum):
