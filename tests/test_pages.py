@@ -20,6 +20,9 @@ def test_headers(name: str) -> None:
     response = page_response(name)
     assert response.status_code == 200
     assert response.mimetype == "text/html"
+    assert response.charset == "utf-8"
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "Content-Security-Policy" in response.headers
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["Cache-Control"] == "no-store"
@@ -42,7 +45,21 @@ def test_the_policy_allows_exactly_the_inline_script_and_style(name: str) -> Non
     assert policy["default-src"] == "'none'"
     assert policy["frame-ancestors"] == "'none'"
     assert policy["connect-src"] == "'self'"
+    assert policy["form-action"] == "'none'"
+    assert policy["base-uri"] == "'none'"
     assert "innerHTML" not in body
+    assert not re.search(r"<(script|link|img|iframe)[^>]*\b(src|href)=", body), "nothing external"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_the_code_field_is_prefillable_and_editable(name: str) -> None:
+    """The code field is a numeric one-time-code input that the user may also type into."""
+    body = page_response(name).get_body().decode()
+    (field,) = re.findall(r'<input id="code"[^>]*>', body)
+    assert 'inputmode="numeric"' in field
+    assert 'autocomplete="one-time-code"' in field
+    assert "readonly" not in field
+    assert "disabled" not in field
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -53,6 +70,23 @@ def test_opening_a_page_sends_nothing_by_itself(name: str) -> None:
     before_submit = script.split('addEventListener("submit"', 1)[0]
     assert "fetch(" not in before_submit
     assert "history.replaceState" in before_submit, "the fragment leaves the address bar"
+    assert "fetch(location.pathname," in script, "the code goes to the page's own path, same origin"
+
+
+@pytest.mark.parametrize(
+    ("name", "heading"), [("password_reset", "Reset your password"), ("email_verify", "Verify your email")]
+)
+def test_titles_are_neutral(name: str, heading: str) -> None:
+    """Title and heading say what the page does, nothing about the account."""
+    body = page_response(name).get_body().decode()
+    assert f"<title>{heading}</title>" in body
+    assert f"<h1>{heading}</h1>" in body
+
+
+def test_the_reset_page_asks_for_the_new_password_twice() -> None:
+    """Two password fields that password managers know to fill with a new password."""
+    body = page_response("password_reset").get_body().decode()
+    assert len(re.findall(r'<input[^>]*type="password"[^>]*autocomplete="new-password"', body)) == 2
 
 
 def test_unknown_page() -> None:

@@ -37,6 +37,8 @@ def page_response(name: str) -> func.HttpResponse:
         body,
         status_code=200,
         headers={
+            # Explicit: the Functions worker adds the charset to text/* on its own, other hosts may not.
+            "Content-Type": "text/html; charset=utf-8",
             "Content-Security-Policy": policy,
             "X-Frame-Options": "DENY",
             "Referrer-Policy": "no-referrer",
