@@ -24,6 +24,10 @@ param location string = resourceGroup().location
 @description('Token signing key: 64 hex digits (32 random bytes). The azd preprovision hook generates it once.')
 param signingKey string
 
+@secure()
+@description('Key sealing second-factor secrets at rest: 64 hex digits. The azd preprovision hook generates it once.')
+param encryptionKey string
+
 @description('appservice or zumo.')
 @allowed(['appservice', 'zumo'])
 param tokenFormat string = 'appservice'
@@ -186,6 +190,15 @@ resource signingKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+resource encryptionKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'auth-encryption-key'
+  properties: {
+    value: encryptionKey
+    contentType: 'hex'
+  }
+}
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: 'plan-${token}'
   location: location
@@ -247,6 +260,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ACCOUNTS_TABLE_ENDPOINT: storage.properties.primaryEndpoints.table
       ACCOUNTS_TABLE: accountsTable
       AUTH_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${signingKeySecret.properties.secretUri})'
+      AUTH_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${encryptionKeySecret.properties.secretUri})'
       AUTH_TOKEN_FORMAT: tokenFormat
       AUTH_TOKEN_LIFETIME_SECONDS: '2592000'
       // Mail: queued in the host storage account, sent through Communication Services by identity.
@@ -256,7 +270,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       // Links in mails open the bundle's reset and verification pages on the app's own host name.
       AUTH_PUBLIC_BASE_URL: 'https://${app.properties.defaultHostName}'
     }
-    dependsOn: [tableAccess, blobAccess, secretAccess, queueAccess, mailAccess]
+    dependsOn: [tableAccess, blobAccess, secretAccess, encryptionKeyAccess, queueAccess, mailAccess]
   }
 }
 
@@ -310,6 +324,16 @@ resource mailAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', communicationAndEmailServiceOwner)
+  }
+}
+
+resource encryptionKeyAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(encryptionKeySecret.id, identity.id, keyVaultSecretsUser)
+  scope: encryptionKeySecret
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
   }
 }
 

@@ -22,7 +22,7 @@ import requests
 
 from tests.conftest import APP_SETTINGS
 from tools.azurite import PROJECT_ROOT, Azurite, free_port, table_connection_string
-from tools.local_settings import add_missing_mail_settings, create_local_settings
+from tools.local_settings import add_missing_settings, create_local_settings
 from tools.maildev import MailDev, PortInUse
 from tools.run import host_environment
 
@@ -119,7 +119,7 @@ def start_run(tmp_path: Path) -> Run:
 
 
 def test_run_serves_until_interrupted(tmp_path: Path) -> None:
-    """Settings are generated, a user registers and logs in, Ctrl-C leaves nothing running."""
+    """Settings are generated, a user registers, logs in and gets a reset mail; Ctrl-C stops everything."""
     run = start_run(tmp_path)
     try:
         run.wait_for_functions()
@@ -131,6 +131,17 @@ def test_run_serves_until_interrupted(tmp_path: Path) -> None:
         key = bytes.fromhex(json.loads(run.settings.read_text())["Values"]["AUTH_SIGNING_KEY"])
         claims = jwt.decode(login.json()["token"], key, algorithms=["HS256"], options={"verify_aud": False})
         assert claims["sub"] == login.json()["userId"]
+        # A reset mail shows up in the local inbox, sent by the queue-triggered mail function.
+        forgot = requests.post(f"{url}/password/forgot", json={"email": "run@example.com"}, timeout=30)
+        assert forgot.status_code == 202
+        inbox_url = f"http://127.0.0.1:{run.inbox_port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            subjects = [mail["subject"] for mail in emails(inbox_url)]
+            if any("reset" in subject.lower() for subject in subjects):
+                break
+            time.sleep(0.2)
+        assert any("reset" in subject.lower() for subject in subjects), subjects
     finally:
         output = run.stop("ctrl-c")  # what Ctrl-C in a terminal does
     assert run.process.returncode == 0, output
@@ -216,7 +227,7 @@ def test_old_settings_file_gets_the_mail_settings_it_lacks(tmp_path: Path) -> No
     target.chmod(0o600)
     example = json.loads((PROJECT_ROOT / "local.settings.json.example").read_text())["Values"]
 
-    added = add_missing_mail_settings(target)
+    added = add_missing_settings(target)
 
     document = json.loads(target.read_text())
     values = document["Values"]
@@ -227,8 +238,11 @@ def test_old_settings_file_gets_the_mail_settings_it_lacks(tmp_path: Path) -> No
         "AUTH_MAIL_SMTP_SECURITY",
         "AUTH_MAIL_FROM",
         "AUTH_PUBLIC_BASE_URL",
+        "AUTH_ENCRYPTION_KEY",
     }
-    assert {name: values[name] for name in added} == {name: example[name] for name in added}
+    from_example = set(added) - {"AUTH_ENCRYPTION_KEY"}
+    assert {name: values[name] for name in from_example} == {name: example[name] for name in from_example}
+    assert re.fullmatch(r"[0-9a-f]{64}", values["AUTH_ENCRYPTION_KEY"]), "a key of its own, not the example's"
     assert values["AUTH_MAIL_SMTP_HOST"] == "127.0.0.1"
     assert values["AUTH_MAIL_SMTP_SECURITY"] == "none"
     assert {name: values[name] for name in OLD_VALUES} == OLD_VALUES, "the developer's values stay"
@@ -237,7 +251,7 @@ def test_old_settings_file_gets_the_mail_settings_it_lacks(tmp_path: Path) -> No
     assert [path.name for path in tmp_path.iterdir()] == ["local.settings.json"]
 
     before = target.read_text()
-    assert add_missing_mail_settings(target) == [], "a second run has nothing to add"
+    assert add_missing_settings(target) == [], "a second run has nothing to add"
     assert target.read_text() == before
 
 
@@ -254,9 +268,9 @@ def test_a_chosen_transport_gets_no_catcher_settings(tmp_path: Path, transport: 
     target = tmp_path / "local.settings.json"
     target.write_text(json.dumps({"Values": OLD_VALUES | transport}))
 
-    added = add_missing_mail_settings(target)
+    added = add_missing_settings(target)
 
     values = json.loads(target.read_text())["Values"]
-    assert set(added) == {"AUTH_MAIL_QUEUE", "AUTH_MAIL_FROM", "AUTH_PUBLIC_BASE_URL"}
+    assert set(added) == {"AUTH_MAIL_QUEUE", "AUTH_MAIL_FROM", "AUTH_PUBLIC_BASE_URL", "AUTH_ENCRYPTION_KEY"}
     assert values == OLD_VALUES | transport | {name: values[name] for name in added}
     assert "AUTH_MAIL_SMTP_SECURITY" not in values

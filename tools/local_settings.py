@@ -3,7 +3,7 @@
 ``python -m tools.local_settings`` does nothing when the file exists, so a key
 once generated stays (and tokens issued with it stay valid across restarts).
 A file from before mail was added lacks the mail settings; ``make run`` adds
-them from the example (:func:`add_missing_mail_settings`), never changing a
+them from the example (:func:`add_missing_settings`), never changing a
 value already there.
 """
 
@@ -49,6 +49,9 @@ def create_local_settings(target: Path = PROJECT_ROOT / "local.settings.json") -
     if not values.get("AUTH_SIGNING_KEY"):
         # 32 random bytes as hex: valid for AUTH_TOKEN_FORMAT=appservice and zumo alike.
         values["AUTH_SIGNING_KEY"] = secrets.token_hex(32)
+    if not values.get("AUTH_ENCRYPTION_KEY"):
+        # Seals second-factor secrets at rest (AES-256-GCM): 32 random bytes as hex.
+        values["AUTH_ENCRYPTION_KEY"] = secrets.token_hex(32)
     target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     target.chmod(0o600)
     return True
@@ -67,11 +70,13 @@ def missing_mail_settings(values: Mapping[str, object], example: Mapping[str, ob
     return {name: example[name] for name in names if name not in values and name in example}
 
 
-def add_missing_mail_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> list[str]:
-    """Add the example's mail settings that an existing ``target`` lacks; return their names.
+def add_missing_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> list[str]:
+    """Add what an existing ``target`` lacks (the example's mail settings, an encryption key).
 
     Values already in ``target`` are kept as they are; nothing is written when
     nothing is missing (or ``target`` does not exist).
+
+    :returns: the names added.
     """
     if not target.exists():
         return []
@@ -79,6 +84,9 @@ def add_missing_mail_settings(target: Path = PROJECT_ROOT / "local.settings.json
     example = json.loads(EXAMPLE.read_text(encoding="utf-8"))["Values"]
     values = document.setdefault("Values", {})
     missing = missing_mail_settings(values, example)
+    if not values.get("AUTH_ENCRYPTION_KEY"):
+        # A file from before the second factor: give it its own key, as a new file gets.
+        missing["AUTH_ENCRYPTION_KEY"] = secrets.token_hex(32)
     if not missing:
         return []
     values.update(missing)
@@ -94,6 +102,6 @@ def add_missing_mail_settings(target: Path = PROJECT_ROOT / "local.settings.json
 
 if __name__ == "__main__":
     if create_local_settings():
-        print("Created local.settings.json with a new random AUTH_SIGNING_KEY", file=sys.stderr)
-    elif added := add_missing_mail_settings():
+        print("Created local.settings.json with new random keys", file=sys.stderr)
+    elif added := add_missing_settings():
         print(f"Added to local.settings.json: {', '.join(added)}", file=sys.stderr)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tools.azurite import PROJECT_ROOT, Azurite
-from tools.local_settings import add_missing_mail_settings, create_local_settings
+from tools.local_settings import add_missing_settings, create_local_settings
 from tools.maildev import DEFAULT_SMTP_PORT, DEFAULT_WEB_PORT, MailDev, MailDevError, PortInUse
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if create_local_settings(args.settings):
         print(f"Created {args.settings.name} with a new random AUTH_SIGNING_KEY", flush=True)
-    elif added := add_missing_mail_settings(args.settings):
+    elif added := add_missing_settings(args.settings):
         print(f"Added the mail settings it lacked to {args.settings.name}: {', '.join(added)}", flush=True)
     azurite = Azurite(table_port=args.table_port, location=args.data, all_services=True)
     maildev = MailDev(smtp_port=args.smtp_port, web_port=args.inbox_port)
