@@ -39,6 +39,14 @@ mail_dropped              INFO     no mail for a request (``reason``: unknown_ad
 mail_failed               WARNING  a send failed; the host retries the message later
 mail_poisoned             ERROR    the last attempt failed; the message goes to ``<queue>-poison``
 mail_not_queued           ERROR    a notice could not be queued after a change that stands
+mfa_enrolled              INFO     TOTP was confirmed and turned on (other sessions ended)
+mfa_disabled              INFO     TOTP was turned off (with the password and a code)
+mfa_challenge_issued      INFO     a right password of an account with TOTP: the second step's token
+mfa_succeeded             INFO     a second step signed in (``method``: otp or rec)
+mfa_failed                WARNING  a wrong, replayed or concurrent code (``reason``)
+recovery_code_used        INFO     a recovery code signed in (``left``)
+recovery_codes_regenerated INFO    a new set of recovery codes replaced the old
+mfa_secret_unreadable     ERROR    a sealed secret did not decrypt (wrong key, or moved between accounts)
 token_rejected            WARNING  the gate refused a token (``reason``)
 request_refused           INFO     another 4xx (``code``)
 storage_unavailable       WARNING  Table Storage could not be reached (503)
