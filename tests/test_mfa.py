@@ -348,3 +348,18 @@ def test_an_email_change_keeps_the_second_factor(mail_env: AppEnvironment, inbox
     assert response.status_code == 200, response.get_body()
     rows = [e for e in mail_env.entities() if e["RowKey"].startswith("mfa:")]
     assert [r["PartitionKey"] for r in rows] == [partition_for_email(new_email)]
+
+
+def test_a_key_rotation_keeps_secrets_and_recovery_codes(app_env: AppEnvironment) -> None:
+    """With the old key in AUTH_PREVIOUS_ENCRYPTION_KEYS, TOTP and recovery codes keep working."""
+    import secrets
+
+    account = enrol()
+    old_key = app_env.values["AUTH_ENCRYPTION_KEY"]
+    app_env.set(AUTH_ENCRYPTION_KEY=secrets.token_hex(32), AUTH_PREVIOUS_ENCRYPTION_KEYS=old_key)
+    assert second_step(challenge(account.email), code=account.code(1)).status_code == 200
+    recovered = second_step(challenge(account.email), recoveryCode=account.recovery_codes[0])
+    assert recovered.status_code == 200, recovered.get_body()
+    app_env.set(AUTH_PREVIOUS_ENCRYPTION_KEYS=None)
+    lost = second_step(challenge(account.email), recoveryCode=account.recovery_codes[1])
+    assert problem(lost)["code"] == "invalid_code", "without the old key nothing sealed under it opens"

@@ -271,8 +271,17 @@ def _accept_code(
         secret = _unseal(keys, record.secret, account.user_id)
         step = totp.accepted_step(secret, code, now=now, last_used_step=record.last_step)
         return ({"LastStep": step} if step is not None else None), AMR_TOTP
-    key = recovery_codes.recovery_code_key(keys.current)
-    index = recovery_codes.find(key, account.user_id, recovery_code or "", record.recovery_digests)
+    # Codes issued before a key rotation were digested under a previous key: try each.
+    found = [
+        recovery_codes.find(
+            recovery_codes.recovery_code_key(key),
+            account.user_id,
+            recovery_code or "",
+            record.recovery_digests,
+        )
+        for key in (keys.current, *keys.previous)
+    ]
+    index = next((i for i in found if i is not None), None)
     if index is None:
         return None, AMR_RECOVERY_CODE
     left = [d for i, d in enumerate(record.recovery_digests) if i != index]
