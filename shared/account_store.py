@@ -359,15 +359,7 @@ class AccountStore:
         }
         if password_hash is not None:
             entity["PasswordHash"] = password_hash
-        with storage_errors("update login"):
-            try:
-                if record.etag is None:
-                    self._table().create_entity(entity)
-                else:
-                    self._table().update_entity(entity, mode=UpdateMode.MERGE, **_unchanged(record.etag))
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                return False
-        return True
+        return self._write_if_unchanged(entity, record.etag, "update login")
 
     def account(self, user_id: str) -> Account | None:
         """Return the account of ``user_id``, or ``None`` if there is none.
@@ -551,15 +543,7 @@ class AccountStore:
         :returns: ``False`` when another request wrote the row first (nothing written).
         """
         entity = {"PartitionKey": record.partition, "RowKey": mfa_row_key(record.user_id), **changes}
-        with storage_errors("write second factor"):
-            try:
-                if record.etag is None:
-                    self._table().create_entity(entity)
-                else:
-                    self._table().update_entity(entity, mode=UpdateMode.MERGE, **_unchanged(record.etag))
-            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                return False
-        return True
+        return self._write_if_unchanged(entity, record.etag, "write second factor")
 
     def change_mfa(
         self,
@@ -954,6 +938,21 @@ class AccountStore:
             ],
             operation,
         )
+
+    def _write_if_unchanged(self, entity: dict[str, Any], etag: str | None, operation: str) -> bool:
+        """Create ``entity`` (no ``etag``: it must not exist) or merge it into the row read with ``etag``.
+
+        :returns: ``False`` when another request wrote the row first (nothing written).
+        """
+        with storage_errors(operation):
+            try:
+                if etag is None:
+                    self._table().create_entity(entity)
+                else:
+                    self._table().update_entity(entity, mode=UpdateMode.MERGE, **_unchanged(etag))
+            except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                return False
+        return True
 
     def _transact(self, operations: list[Any], operation: str) -> None:
         with storage_errors(operation):
