@@ -7,8 +7,10 @@ only pressing its button sends the code (a POST to the same path). Opening a
 link therefore never uses its code, whatever a mail scanner or link previewer
 fetches or runs.
 
-Pages are plain HTML with one inline script and style, served with a
-Content-Security-Policy that allows exactly those (by hash) and nothing else.
+Both pages are rendered once per process from one template, ``page.html``
+(Jinja2, autoescaped): plain HTML with one inline script and style, served
+with a Content-Security-Policy that allows exactly those (by hash) and nothing
+else.
 """
 
 from __future__ import annotations
@@ -20,11 +22,27 @@ import re
 from pathlib import Path
 
 import azure.functions as func
+import jinja2
 
 __all__ = ["PAGES", "page_response"]
 
-PAGES = ("password_reset", "email_verify")
 _FOLDER = Path(__file__).resolve().parent
+#: What each page says and asks for.
+_WORDING: dict[str, dict[str, object]] = {
+    "password_reset": {
+        "title": "Reset your password",
+        "new_password": True,
+        "button": "Set the new password",
+        "success": "Your password was changed. Go back to the app and sign in with your new password.",
+    },
+    "email_verify": {
+        "title": "Verify your email",
+        "new_password": False,
+        "button": "Verify my email",
+        "success": "Your email is verified. You can go back to the app.",
+    },
+}
+PAGES = tuple(_WORDING)
 
 
 def page_response(name: str) -> func.HttpResponse:
@@ -52,9 +70,12 @@ def page_response(name: str) -> func.HttpResponse:
 
 @functools.cache
 def _page(name: str) -> tuple[bytes, str]:
-    if name not in PAGES:
+    if name not in _WORDING:
         raise ValueError(f"no page {name!r}")
-    html = (_FOLDER / f"{name}.html").read_text(encoding="utf-8")
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_FOLDER), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    html = environment.get_template("page.html").render(**_WORDING[name])
     policy = "; ".join(
         [
             "default-src 'none'",
