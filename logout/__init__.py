@@ -1,14 +1,13 @@
-"""POST /api/logout: revoke every token of the caller's account issued so far (204)."""
+"""POST /api/logout: end the caller's device session; other devices stay signed in (204)."""
 
 import azure.functions as func
 
 from shared import http
 from shared.accounts import account_service
-from shared.authentication import authenticated_account
+from shared.authentication import request_token
 
 
 @http.handles_problems
 def main(req: func.HttpRequest) -> func.HttpResponse:
-    account = authenticated_account(req)
-    account_service().log_out(account)
+    account_service().log_out(request_token(req))
     return http.no_content()

@@ -52,7 +52,7 @@ import dataclasses
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -70,6 +70,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from shared.errors import ConflictError, EmailTaken, InvalidRequest, StorageUnavailable
 from shared.events import log_event
 from shared.mobile_services import is_legacy_hash
+from shared.sessions import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
 from shared.settings import StorageSettings
 from shared.storage import storage_errors, table_client
 from shared.throttling import LoginThrottle
@@ -125,6 +126,8 @@ class Credentials:
     moved_from: str | None = None
     #: A confirmed authenticator app (TOTP) is required after the password.
     mfa_totp: bool = False
+    #: An operator disabled the account.
+    disabled: bool = False
 
     @property
     def in_move(self) -> bool:
@@ -158,6 +161,21 @@ class Account:
     moved_from: str | None = None
     mfa_totp: bool = False
     recovery_codes_left: int = 0
+    disabled: bool = False
+    disabled_reason: str | None = None
+    #: Every session stored on the row, live or ended by a newer session version.
+    sessions: tuple[DeviceSession, ...] = ()
+    #: The row as read, for rewriting it whole (ending a session).
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def live_sessions(self) -> tuple[DeviceSession, ...]:
+        """The sessions that still work: stored, and of the current session version."""
+        return tuple(s for s in self.sessions if s.version == self.session_version)
+
+    def session(self, session_id: str) -> DeviceSession | None:
+        """The live session ``session_id``, or ``None``."""
+        return next((s for s in self.live_sessions if s.id == session_id), None)
 
     @property
     def in_move(self) -> bool:
@@ -292,7 +310,14 @@ class AccountStore:
         self._settings = settings
         self._alias_partitions: dict[str, str] = {}
 
-    def create(self, email: str, password_hash: str, *, now: datetime | None = None) -> Account:
+    def create(
+        self,
+        email: str,
+        password_hash: str,
+        *,
+        now: datetime | None = None,
+        session: DeviceSession | None = None,
+    ) -> Account:
         """Store a new account for a normalized ``email``, atomically.
 
         :raises EmailTaken: an account with this email exists.
@@ -305,6 +330,8 @@ class AccountStore:
             created_at=(now or datetime.now(UTC)).replace(microsecond=0),
         )
         login_row, account_row = account_rows(account.user_id, email, password_hash, account.created_at)
+        if session is not None:
+            account_row |= session.to_property()
         results = self._create_or_claim(login_row, account_row, "create account")
         if results is None:
             raise EmailTaken()
@@ -332,6 +359,7 @@ class AccountStore:
                 moving_to=entity.get("MovingTo") or None,
                 moved_from=entity.get("MovedFrom") or None,
                 mfa_totp=bool(entity.get("MfaTotp", False)),
+                disabled=bool(entity.get("Disabled", False)),
             )
         throttle = LoginThrottle(
             consecutive_failures=entity.get("FailedLogins", 0),
@@ -396,16 +424,91 @@ class AccountStore:
         except ConflictError:
             log_event("logged_out", user_id=account.user_id, race="lost; another change revoked first")
 
-    def change_password(self, account: Account, credentials: Credentials, password_hash: str) -> int:
+    def start_session(self, email: str, user_id: str, session: DeviceSession) -> None:
+        """Store a new session on the account row: one write, no read.
+
+        :raises ConflictError: the account is gone.
+        """
+        row = {"PartitionKey": partition_for_email(email), "RowKey": user_row_key(user_id)}
+        with storage_errors("start session"):
+            try:
+                self._table().update_entity(row | session.to_property(), mode=UpdateMode.MERGE)
+            except ResourceNotFoundError:
+                raise ConflictError() from None
+
+    def touch_session(self, account: Account, session: DeviceSession) -> None:
+        """Record that ``session`` was just used, if the row is unchanged since read (best effort).
+
+        Guarded by the ETag so that a session ended meanwhile is not written back.
+        """
+        row = {"PartitionKey": partition_for_email(account.email), "RowKey": user_row_key(account.user_id)}
+        with (
+            storage_errors("touch session"),
+            contextlib.suppress(ResourceModifiedError, ResourceNotFoundError),
+        ):
+            self._table().update_entity(
+                row | session.to_property(), mode=UpdateMode.MERGE, **_unchanged(account.etag)
+            )
+
+    def end_sessions(self, account: Account, session_ids: set[str]) -> None:
+        """Rewrite the account row without ``session_ids`` (and without sessions ended before).
+
+        :raises ConflictError: the row changed since read; read again and retry.
+        """
+        live = {s.id for s in account.live_sessions} - session_ids
+        row = {
+            name: value
+            for name, value in account.raw.items()
+            if not name.startswith(SESSION_PROPERTY_PREFIX) or name[len(SESSION_PROPERTY_PREFIX) :] in live
+        }
+        with storage_errors("end sessions"):
+            try:
+                self._table().update_entity(row, mode=UpdateMode.REPLACE, **_unchanged(account.etag))
+            except (ResourceModifiedError, ResourceNotFoundError):
+                raise ConflictError() from None
+
+    def set_disabled(self, account: Account, disabled: bool, reason: str | None = None) -> None:
+        """Disable (ending every session) or enable the account, on both rows.
+
+        :raises ConflictError: the account row changed since read; nothing written.
+        """
+        flags: dict[str, Any] = {"Disabled": disabled, "DisabledReason": (reason or "") if disabled else ""}
+        changes = flags | ({"SessionVersion": account.session_version + 1} if disabled else {})
+        partition = partition_for_email(account.email)
+        merge = {"mode": UpdateMode.MERGE}
+        login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **changes}
+        account_row = {"PartitionKey": partition, "RowKey": user_row_key(account.user_id), **changes}
+        self._transact(
+            [("update", login_row, merge), ("update", account_row, merge | _unchanged(account.etag))],
+            "disable account" if disabled else "enable account",
+        )
+
+    def change_password(
+        self,
+        account: Account,
+        credentials: Credentials,
+        password_hash: str,
+        session_for_version: Callable[[int], dict[str, Any]] | None = None,
+    ) -> int:
         """Store a new hash, clear the consecutive failures, and revoke every earlier token,
         if neither row changed since read.
+
+        ``session_for_version`` gives the account row property of the new
+        session of the device that made the change, for the new session version.
 
         :returns: the new session version, for the caller's fresh token.
         :raises ConflictError: another request changed the account first; nothing written.
         """
         new_version = max(account.session_version, credentials.session_version) + 1
         changes = {"SessionVersion": new_version}
-        self._update_both(account, credentials, changes, "change password", password_hash=password_hash)
+        self._update_both(
+            account,
+            credentials,
+            changes,
+            "change password",
+            password_hash=password_hash,
+            account_extra=session_for_version(new_version) if session_for_version else None,
+        )
         return new_version
 
     def delete(self, account: Account, credentials: Credentials) -> None:
@@ -920,6 +1023,7 @@ class AccountStore:
         operation: str,
         *,
         password_hash: str | None = None,
+        account_extra: dict[str, Any] | None = None,
     ) -> None:
         partition = partition_for_email(account.email)
         login_changes = dict(changes)
@@ -927,7 +1031,12 @@ class AccountStore:
             # A new password was given with the right current one: failures before it no longer count.
             login_changes |= {"PasswordHash": password_hash, "FailedLogins": 0, "LockedUntil": _NEVER}
         login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **login_changes}
-        account_row = {"PartitionKey": partition, "RowKey": user_row_key(account.user_id), **changes}
+        account_row = {
+            "PartitionKey": partition,
+            "RowKey": user_row_key(account.user_id),
+            **changes,
+            **(account_extra or {}),
+        }
         # Without credentials, the login row must merely exist (If-Match: *).
         login_condition = _unchanged(credentials.etag) if credentials else {}
         merge = {"mode": UpdateMode.MERGE}
@@ -991,6 +1100,10 @@ def _account(user_id: str, entity: Mapping[str, Any]) -> Account:
         moved_from=entity.get("MovedFrom") or None,
         mfa_totp=bool(entity.get("MfaTotp", False)),
         recovery_codes_left=int(entity.get("RecoveryCodesLeft", 0)),
+        disabled=bool(entity.get("Disabled", False)),
+        disabled_reason=entity.get("DisabledReason") or None,
+        sessions=sessions_in(entity),
+        raw=dict(entity),
     )
 
 

@@ -15,18 +15,21 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from shared.account_store import Account, AccountStore, Credentials, LoginRecord, MoveOutcome
 from shared.codes import OneTimeCodes
 from shared.emails import normalize_email
 from shared.errors import (
+    AccountDisabled,
+    ConflictError,
     EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
     MfaRequired,
+    NotFound,
     ServiceError,
     TooManyAttempts,
 )
@@ -36,6 +39,7 @@ from shared.mail.outbox import MailRequest, Outbox
 from shared.mobile_services import is_legacy_hash, verify_legacy_token
 from shared.passwords import PasswordHasher, Verification, check_password_policy, password_length
 from shared.rate_limiter import Action, RateLimiter
+from shared.sessions import DeviceSession, current_user_agent, new_session, touch_interval
 from shared.settings import Settings, get_settings
 from shared.tokens import IssuedToken, VerifiedToken, issue_token, verify_token
 
@@ -89,12 +93,13 @@ class AccountService:
         admission = self.limiter.admit(Action.REGISTER, forwarded_for)
         password_hash = self.hasher.hash(password)  # while the attempt is counted
         admission.wait()
-        account = self.store.create(normalized, password_hash)
+        device = new_session(version=0, user_agent=current_user_agent(), amr=("pwd",))
+        account = self.store.create(normalized, password_hash, session=device)
         log_event("registered", user_id=account.user_id)
+        log_event("session_started", user_id=account.user_id, session=device.id)
         verify = MailRequest(MailKind.VERIFY_EMAIL, normalized, user_id=account.user_id)
         self.outbox.send_after_change(verify)
-        now = datetime.now(UTC)
-        return self._session(account.user_id, account.email, account.session_version, now, amr=("pwd",))
+        return self._token(account.user_id, account.email, device, device.created_at)
 
     def register_unverified(self, email: str, password: str, *, forwarded_for: str | None = None) -> None:
         """Register under ``AUTH_REQUIRE_VERIFIED_EMAIL``: no token, and no answer that tells
@@ -155,6 +160,11 @@ class AccountService:
         credentials = record.credentials
         if credentials is None or verification is Verification.WRONG:
             self._fail(record, now, reason, credentials)
+        if credentials.disabled:
+            log_event(
+                "login_refused", logging.WARNING, reason="account_disabled", user_id=credentials.user_id
+            )
+            raise AccountDisabled()
         if self.settings.mail.require_verified and not credentials.email_verified:
             user_id = credentials.user_id
             log_event("login_refused", logging.WARNING, reason="email_not_verified", user_id=user_id)
@@ -170,8 +180,8 @@ class AccountService:
         if credentials.mfa_totp:
             self._challenge(credentials)
         log_event("login_succeeded", user_id=credentials.user_id)
-        return self._session(
-            credentials.user_id, credentials.email, credentials.session_version, now, amr=("pwd",)
+        return self.start_session(
+            credentials.user_id, credentials.email, credentials.session_version, ("pwd",)
         )
 
     def _challenge(self, credentials: Credentials) -> NoReturn:
@@ -267,24 +277,62 @@ class AccountService:
         :raises MfaRequired: ``require_mfa`` and the session has no second factor.
         :raises StorageUnavailable: storage could not be reached.
         """
-        account, verified = self._authenticate(token)
+        account, verified = self.authenticate_session(token)
         if require_mfa and not verified.has_second_factor:
             raise MfaRequired()
         return account
 
-    def _authenticate(self, token: str | None) -> tuple[Account, VerifiedToken]:
+    def authenticate_session(self, token: str | None) -> tuple[Account, VerifiedToken]:
+        """As :meth:`authenticate`, with the token's claims (its ``sid`` names the device session).
+
+        One point read (the account row), plus, at most once a minute per
+        session, a write of its last-seen time.
+        """
         if not token:
             raise InvalidToken("no token")
         verified = self._verify(token)
+        now = datetime.now(UTC)
         max_age, started = self.settings.session_max_age, verified.session_started
-        if max_age is not None and started is not None and datetime.now(UTC) - started > max_age:
+        if max_age is not None and started is not None and now - started > max_age:
             raise InvalidToken("session older than AUTH_SESSION_MAX_SECONDS")
         account = self.store.account(verified.user_id)
         if account is None:
             raise InvalidToken("no such account")
+        if account.disabled:
+            raise InvalidToken("account disabled")
         if verified.session_version != account.session_version:
             raise InvalidToken("session revoked")
+        if verified.session_id is not None:
+            self._check_device_session(account, verified.session_id, now)
         return account, verified
+
+    def _check_device_session(self, account: Account, session_id: str, now: datetime) -> None:
+        """Refuse an ended or idle session; note its use; end the least recently used beyond the cap."""
+        device = account.session(session_id)
+        if device is None:
+            raise InvalidToken("session ended")
+        idle = self.settings.session_idle
+        if idle is not None and now - device.last_seen_at > idle:
+            self._end_quietly(account, {device.id}, reason="idle")
+            raise InvalidToken("session idle")
+        live = account.live_sessions
+        if len(live) > self.settings.max_sessions:
+            by_use = sorted(live, key=lambda s: (s.last_seen_at, s.created_at))
+            evicted = {s.id for s in by_use[: len(live) - self.settings.max_sessions]}
+            self._end_quietly(account, evicted, reason="evicted")
+            if device.id in evicted:
+                raise InvalidToken("session evicted")
+        elif now - device.last_seen_at >= touch_interval(idle):
+            self.store.touch_session(account, device.seen(now))
+
+    def _end_quietly(self, account: Account, session_ids: set[str], *, reason: str) -> None:
+        """End sessions the gate found over (a concurrent change of the row wins; a later request retries)."""
+        try:
+            self.store.end_sessions(account, session_ids)
+        except ConflictError:
+            return
+        for session_id in session_ids:
+            log_event("session_ended", user_id=account.user_id, session=session_id, reason=reason)
 
     def _verify(self, token: str) -> VerifiedToken:
         try:
@@ -305,17 +353,56 @@ class AccountService:
 
         :raises InvalidToken: as :meth:`authenticate`.
         """
-        account, verified = self._authenticate(token)
+        account, verified = self.authenticate_session(token)
         log_event("token_refreshed", user_id=account.user_id)
         started = verified.session_started or datetime.now(UTC)  # a token from before sessions had a start
-        return self._session(
-            account.user_id, account.email, account.session_version, started, amr=verified.amr
+        token_ = issue_token(
+            self.settings.tokens,
+            account.user_id,
+            session_version=account.session_version,
+            session_started=started,
+            amr=verified.amr,
+            session_id=verified.session_id,
         )
+        return Session(token=token_, email=account.email)
 
-    def log_out(self, account: Account) -> None:
-        """Revoke every token of the account issued so far."""
-        self.store.revoke_sessions(account)
+    def log_out(self, token: str | None) -> None:
+        """End the token's device session; other devices stay signed in.
+
+        A token from before sessions per device (no ``sid``) ends every session
+        of the account, as logout did then.
+        """
+        account, verified = self.authenticate_session(token)
+        if verified.session_id is None:
+            self.end_all_sessions(account)
+        else:
+            self.end_session(account, verified.session_id, reason="logout")
         log_event("logged_out", user_id=account.user_id)
+
+    def end_session(self, account: Account, session_id: str, *, reason: str) -> None:
+        """End one live session of the account, on every instance at once.
+
+        :raises NotFound: no such live session of this account.
+        """
+        for _ in range(MAX_FAILURE_WRITE_ATTEMPTS):
+            if account.session(session_id) is None:
+                raise NotFound("No such session.")
+            try:
+                self.store.end_sessions(account, {session_id})
+            except ConflictError:
+                fresh = self.store.account(account.user_id)
+                if fresh is None:
+                    raise NotFound("No such session.") from None
+                account = fresh
+                continue
+            log_event("session_ended", user_id=account.user_id, session=session_id, reason=reason)
+            return
+        raise ConflictError()
+
+    def end_all_sessions(self, account: Account, *, reason: str = "revoked") -> None:
+        """End every session of the account, tokens from before sessions per device included."""
+        self.store.revoke_sessions(account)
+        log_event("session_ended", user_id=account.user_id, session="all", reason=reason)
 
     def change_password(self, account: Account, current_password: str, new_password: str) -> Session:
         """Replace the password, revoke every earlier token, and sign a fresh one.
@@ -326,11 +413,18 @@ class AccountService:
         """
         credentials = self.check_password(account, current_password)
         check_password_policy(self.settings.password_policy, new_password, email=account.email)
-        version = self.store.change_password(account, credentials, self.hasher.hash(new_password))
+        devices: list[DeviceSession] = []
+
+        def this_device(version: int) -> dict[str, Any]:
+            devices.append(new_session(version=version, user_agent=current_user_agent(), amr=("pwd",)))
+            return devices[-1].to_property()
+
+        self.store.change_password(account, credentials, self.hasher.hash(new_password), this_device)
         log_event("password_changed", user_id=account.user_id)
+        log_event("session_ended", user_id=account.user_id, session="others", reason="password")
         notice = MailRequest(MailKind.PASSWORD_CHANGED, account.email, user_id=account.user_id)
         self.outbox.send_after_change(notice)
-        return self._session(account.user_id, account.email, version, datetime.now(UTC), amr=("pwd",))
+        return self._token(account.user_id, account.email, devices[-1], devices[-1].created_at)
 
     def delete_account(self, account: Account, password: str, *, code: str | None = None) -> None:
         """Delete the account after checking its password (and, with TOTP on, a code).
@@ -373,25 +467,21 @@ class AccountService:
             self._fail(record, now, reason, credentials, event="password_check_failed")
         return credentials
 
-    def session_for(self, user_id: str, email: str, session_version: int, *, amr: tuple[str, ...]) -> Session:
-        """Sign a token of a session that starts now, proven as ``amr`` says."""
-        return self._session(user_id, email, session_version, datetime.now(UTC), amr=amr)
+    def start_session(self, user_id: str, email: str, session_version: int, amr: tuple[str, ...]) -> Session:
+        """Start a device session (one write) and sign its first token."""
+        device = new_session(version=session_version, user_agent=current_user_agent(), amr=amr)
+        self.store.start_session(email, user_id, device)
+        log_event("session_started", user_id=user_id, session=device.id)
+        return self._token(user_id, email, device, device.created_at)
 
-    def _session(
-        self,
-        user_id: str,
-        email: str,
-        session_version: int,
-        session_started: datetime,
-        *,
-        amr: tuple[str, ...] = (),
-    ) -> Session:
+    def _token(self, user_id: str, email: str, device: DeviceSession, started: datetime) -> Session:
         token = issue_token(
             self.settings.tokens,
             user_id,
-            session_version=session_version,
-            session_started=session_started,
-            amr=amr,
+            session_version=device.version,
+            session_started=started,
+            amr=device.amr,
+            session_id=device.id,
         )
         return Session(token=token, email=email)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AccountDisabled",
     "ConflictError",
     "EmailNotVerified",
     "EmailTaken",
@@ -21,6 +22,7 @@ __all__ = [
     "MailNotConfigured",
     "MfaAlreadyEnabled",
     "MfaRequired",
+    "NotFound",
     "PayloadTooLarge",
     "ServerMisconfigured",
     "ServiceError",
@@ -122,6 +124,22 @@ class EmailNotVerified(ServiceError):
     status = 403
     code = "email_not_verified"
     title = "The email address of this account is not verified yet"
+
+
+class AccountDisabled(ServiceError):
+    """The password was right, but an operator disabled the account."""
+
+    status = 403
+    code = "account_disabled"
+    title = "This account is disabled"
+
+
+class NotFound(ServiceError):
+    """No such thing for the caller (the same answer whether it does not exist or is another's)."""
+
+    status = 404
+    code = "not_found"
+    title = "Not found"
 
 
 class MfaRequired(ServiceError):

@@ -23,12 +23,14 @@ from shared.errors import (
     InvalidCredentials,
     InvalidRequest,
     InvalidToken,
+    NotFound,
     PayloadTooLarge,
     ServiceError,
     SettingError,
     StorageUnavailable,
 )
 from shared.events import end_invocation, invocation, log_event
+from shared.sessions import reset_user_agent, serving_user_agent
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -38,12 +40,14 @@ __all__ = [
     "handles_problems",
     "json_response",
     "no_content",
+    "not_found",
     "optional_string_field",
     "problem_response",
     "profile_response",
     "read_json_object",
     "session_body",
     "session_response",
+    "sessions_response",
     "string_field",
 ]
 
@@ -69,6 +73,7 @@ def handles_problems(handler: Handler) -> Entry:
 
     def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
         token = invocation(context.invocation_id if context is not None else None)
+        agent = serving_user_agent(req.headers.get("User-Agent"))
         try:
             return handler(req)
         except ServiceError as error:
@@ -78,6 +83,7 @@ def handles_problems(handler: Handler) -> Entry:
             log_event("internal_error", logging.ERROR, exc_info=True)
             return problem_response(ServiceError())
         finally:
+            reset_user_agent(agent)
             end_invocation(token)
 
     main.__doc__ = handler.__doc__
@@ -131,6 +137,30 @@ def profile_response(account: Account) -> func.HttpResponse:
             "mfa": {"totp": account.mfa_totp, "recoveryCodesLeft": account.recovery_codes_left},
         }
     )
+
+
+def sessions_response(account: Account, *, current: str | None) -> func.HttpResponse:
+    """Return ``GET /api/sessions``: the live sessions, newest first."""
+    sessions = sorted(account.live_sessions, key=lambda s: s.created_at, reverse=True)
+    return json_response(
+        {
+            "sessions": [
+                {
+                    "id": s.id,
+                    "createdAt": _iso(s.created_at),
+                    "lastSeenAt": _iso(s.last_seen_at),
+                    "userAgent": s.user_agent,
+                    "current": s.id == current,
+                }
+                for s in sessions
+            ]
+        }
+    )
+
+
+def not_found() -> NotFound:
+    """The error of a route that names nothing the caller has."""
+    return NotFound("No such resource.")
 
 
 def accepted(message: str) -> func.HttpResponse:

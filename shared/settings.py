@@ -60,6 +60,7 @@ _MAX_LEGACY_AGE_DAYS = 3650
 _MAX_TRUSTED_PROXIES = 10
 _QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]")  # leaves room for "-poison"
 _MIN_CODE_LIFETIME, _MAX_CODE_LIFETIME = 60, 3600
+_MIN_IDLE_SECONDS = 4
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -120,6 +121,10 @@ class Settings:
     session_max_age: timedelta | None = timedelta(days=90)
     mail: MailSettings = field(default_factory=MailSettings)
     mfa: MfaSettings = field(default_factory=MfaSettings)
+    #: ``AUTH_SESSION_IDLE_SECONDS``: a session unused for longer ends (None: never).
+    session_idle: timedelta | None = None
+    #: ``AUTH_MAX_SESSIONS``: beyond it, the least recently used session ends.
+    max_sessions: int = 50
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -140,7 +145,16 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         session_max_age=_session_max_age(reader),
         mail=_mail_settings(reader),
         mfa=_mfa_settings(reader),
+        session_idle=_session_idle(reader),
+        max_sessions=reader.integer("AUTH_MAX_SESSIONS", default=50, minimum=1, maximum=200),
     )
+
+
+def _session_idle(reader: _Reader) -> timedelta | None:
+    seconds = reader.integer("AUTH_SESSION_IDLE_SECONDS", default=0, minimum=0, maximum=_MAX_LIFETIME_SECONDS)
+    if 0 < seconds < _MIN_IDLE_SECONDS:
+        raise SettingError("AUTH_SESSION_IDLE_SECONDS", f"must be 0 (off) or at least {_MIN_IDLE_SECONDS}")
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def _mfa_settings(reader: _Reader) -> MfaSettings:

@@ -42,6 +42,7 @@ __all__ = [
     "MAX_NUMERIC_DATE",
     "MAX_SESSION_VERSION",
     "MAX_TOKEN_LENGTH",
+    "SESSION_ID_CLAIM",
     "SESSION_STARTED_CLAIM",
     "SESSION_VERSION_CLAIM",
     "ZUMO_ISSUER",
@@ -64,6 +65,8 @@ ZUMO_KEY_ID = "0"
 SESSION_VERSION_CLAIM = "sv"
 #: RFC 8176 authentication method references: how the session was proven.
 AMR_CLAIM = "amr"
+#: The device session a token belongs to (OpenID Connect's ``sid``).
+SESSION_ID_CLAIM = "sid"
 #: Tokens of the second step of a login with a second factor carry this audience suffix.
 CHALLENGE_AUDIENCE_SUFFIX = "#mfa-challenge"
 _MAX_AMR_VALUES = 8
@@ -128,6 +131,8 @@ class VerifiedToken:
     session_started: datetime | None = None
     #: ``amr``: how the session was proven (``()`` for tokens issued before sessions had it).
     amr: tuple[str, ...] = ()
+    #: ``sid``: the device session (``None`` for tokens issued before sessions per device).
+    session_id: str | None = None
 
     @property
     def has_second_factor(self) -> bool:
@@ -161,6 +166,7 @@ def issue_token(
     session_version: int | None = None,
     session_started: datetime | None = None,
     amr: tuple[str, ...] = (),
+    session_id: str | None = None,
     now: datetime | None = None,
 ) -> IssuedToken:
     """Sign a token for ``user_id`` in the configured format, valid for ``settings.lifetime``.
@@ -200,6 +206,8 @@ def issue_token(
         payload[SESSION_STARTED_CLAIM] = _seconds(session_started)
     if amr:
         payload[AMR_CLAIM] = list(amr)
+    if session_id is not None:
+        payload[SESSION_ID_CLAIM] = session_id
     pyjwt = _pyjwt()
     token = pyjwt.encode(
         payload,
@@ -327,7 +335,18 @@ def _verified(token_format: TokenFormat, claims: dict[str, Any]) -> VerifiedToke
         session_version=session_version,
         session_started=session_started,
         amr=_amr(claims),
+        session_id=_session_id(claims),
     )
+
+
+def _session_id(claims: dict[str, Any]) -> str | None:
+    """:raises InvalidToken: ``sid`` is present but not a short string."""
+    if SESSION_ID_CLAIM not in claims:
+        return None
+    value = claims[SESSION_ID_CLAIM]
+    if not isinstance(value, str) or not 0 < len(value) <= 64 or not value.isalnum():
+        raise InvalidToken("sid claim is not a session id")
+    return value
 
 
 def _amr(claims: dict[str, Any]) -> tuple[str, ...]:

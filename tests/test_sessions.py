@@ -205,12 +205,13 @@ class TestRefresh:
 
 
 class TestLogout:
-    def test_logout_revokes_every_earlier_token(self, module_host: LocalHost) -> None:
+    def test_logout_ends_this_device_only(self, module_host: LocalHost) -> None:
+        """Logging out on one device leaves another signed in."""
         user = new_user(module_host)
         second = assert_session(module_host.post("login", {"email": user.email, "password": PASSWORD}), user)
         assert module_host.call("POST", "logout", token=user.token).status_code == 204
         assert_invalid_token(module_host.call("GET", "me", token=user.token))
-        assert_invalid_token(module_host.call("GET", "me", token=second))
+        assert module_host.call("GET", "me", token=second).status_code == 200
         again = assert_session(module_host.post("login", {"email": user.email, "password": PASSWORD}), user)
         assert module_host.call("GET", "me", token=again).status_code == 200
 

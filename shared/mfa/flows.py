@@ -115,7 +115,7 @@ def confirm_enrolment(service: AccountService, account: Account, code: str) -> t
         account, record, changes, enabled=True, recovery_codes_left=len(codes), revoke_sessions=True
     )
     log_event("mfa_enrolled", user_id=account.user_id)
-    session = service.session_for(account.user_id, account.email, version, amr=AMR_TOTP)
+    session = service.start_session(account.user_id, account.email, version, AMR_TOTP)
     return codes, session
 
 
@@ -176,7 +176,7 @@ def log_in_with_code(
     log_event("mfa_succeeded", user_id=user_id, method=amr[1])
     if left is not None:
         log_event("recovery_code_used", user_id=user_id, left=left)
-    return service.session_for(account.user_id, account.email, account.session_version, amr=amr)
+    return service.start_session(account.user_id, account.email, account.session_version, amr)
 
 
 def regenerate_recovery_codes(
