@@ -2,9 +2,10 @@
 
 For each :class:`~shared.mail.outbox.MailRequest` the courier looks up what it
 needs, decides whether a mail goes out at all (an unknown address gets none;
-a verified one gets no verification code; an address over ``AUTH_MAIL_LIMIT``
-gets nothing more for a while), issues a one-time code where the mail proves
-an address, renders the templates and hands the mail to the transport.
+a verified one gets no verification code; a disabled account gets notices
+only; an address over ``AUTH_MAIL_LIMIT`` gets nothing more for a while),
+issues a one-time code where the mail proves an address, renders the
+templates and hands the mail to the transport.
 
 A failed send raises, so the Functions host retries the message after the
 queue's visibility timeout and moves it to ``<queue>-poison`` when its
@@ -139,6 +140,8 @@ class Courier:
         credentials = self._store.credentials(request.email)
         if credentials is None:
             raise _Dropped("unknown_address")
+        if credentials.disabled and not kind.is_notice:
+            raise _Dropped("account_disabled")
         if request.user_id is not None and credentials.user_id != request.user_id:
             raise _Dropped("account_changed")
         if kind is MailKind.VERIFY_EMAIL and credentials.email_verified:
@@ -150,6 +153,8 @@ class Courier:
         account = self._store.account(request.user_id) if request.user_id else None
         if new_email is None or account is None or account.email != request.email:
             raise _Dropped("account_changed")
+        if account.disabled:
+            raise _Dropped("account_disabled")
         if self._store.credentials(new_email) is not None:
             return _Decision(MailKind.EMAIL_IN_USE, new_email, account.user_id, new_email=new_email)
         return _Decision(
