@@ -72,7 +72,7 @@ def listed(token: str) -> list[dict[str, Any]]:
 
 
 def works(token: str) -> bool:
-    status = call(me, "GET", token=token).status_code
+    status: int = call(me, "GET", token=token).status_code
     assert status in (200, 401)
     return status == 200
 
