@@ -18,7 +18,10 @@ client_address_unknown    WARNING  no usable X-Forwarded-For entry; the attempt 
 failure_not_recorded      ERROR    a failed login could not be counted (50 lost write races)
 password_rehashed         INFO     a login upgraded an outdated or legacy hash
 token_refreshed           INFO     /api/refresh signed a fresh token
-logged_out                INFO     every earlier token of an account was revoked
+logged_out                INFO     /api/logout ended the caller's session (all, for a token without ``sid``)
+session_started           INFO     a device session started (``session``: its id)
+session_ended             INFO     sessions ended (``reason``: logout, revoked, idle, evicted, password)
+login_refused             WARNING  a right password, but ``reason``: account_disabled or email_not_verified
 password_changed          INFO     a password was changed
 password_check_failed     WARNING  a wrong current password on password/delete (``reason``)
 account_deleted           INFO     an account was deleted
@@ -32,7 +35,6 @@ email_changed             INFO     an account moved to its new email (``resumed`
 email_change_refused      INFO     the new email got an account first (409)
 email_change_undone       INFO     an interrupted change was undone: the new email was taken
 code_rejected             WARNING  a one-time code was refused (``reason``: no_code, wrong_code, expired, ...)
-login_refused             WARNING  a right password, but the email is not verified (``reason``)
 registration_of_existing_email INFO under required verification; the owner is mailed
 mail_sent                 INFO     the mail function sent a mail (``kind``)
 mail_dropped              INFO     no mail for a request (``reason``: unknown_address, mail_limit, ...)
