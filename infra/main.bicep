@@ -129,7 +129,7 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   name: 'default'
 }
 
-// The Functions host creates '${mailQueueName}-poison' beside it when a message fails five times.
+// The Functions host creates '${mailQueueName}-poison' beside it when a message has failed maxDequeueCount times (host.json: 8).
 resource mailQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queues
   name: mailQueueName

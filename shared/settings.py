@@ -205,7 +205,8 @@ def _mail_settings(reader: _Reader) -> MailSettings:
     require_verified = reader.boolean("AUTH_REQUIRE_VERIFIED_EMAIL", default=defaults.require_verified)
     if require_verified and transport is None:
         raise SettingError(
-            "AUTH_REQUIRE_VERIFIED_EMAIL", "is true but no mail transport is configured (AUTH_MAIL_SMTP_HOST)"
+            "AUTH_REQUIRE_VERIFIED_EMAIL",
+            "is true but no mail transport is configured (AUTH_MAIL_SMTP_HOST or AUTH_MAIL_ACS_ENDPOINT)",
         )
     templates = reader.optional("AUTH_MAIL_TEMPLATES")
     if templates is not None and not Path(templates).is_dir():

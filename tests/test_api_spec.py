@@ -66,14 +66,24 @@ def test_requests_http_has_an_example_of_every_operation() -> None:
     text = (PROJECT_ROOT / "requests.http").read_text()
     examples = {
         (method, f"/api/{route}")
-        for method, route in re.findall(r"^(GET|POST|DELETE) \{\{base\}\}/(\w+)", text, re.M)
+        for method, route in re.findall(r"^(GET|POST|DELETE) \{\{base\}\}/([\w/-]+)", text, re.M)
     }
     assert examples == spec_operations()
 
 
 schema = schemathesis.openapi.from_path(SPEC)
+
+
+def not_a_server_error_but_mail_not_configured(ctx: Any, response: Any, case: Any) -> bool | None:
+    """``not_a_server_error``, except the documented 501 of the mail routes: the host here has no mail."""
+    documented = "501" in case.operation.definition.raw.get("responses", {})
+    if documented and response.status_code == 501 and response.json().get("code") == "mail_not_configured":
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
 CHECKS = [
-    not_a_server_error,
+    not_a_server_error_but_mail_not_configured,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,

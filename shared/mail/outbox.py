@@ -73,7 +73,7 @@ class Outbox:
     def require(self) -> None:
         """:raises MailNotConfigured: no mail transport is configured."""
         if not self._settings.configured:
-            raise MailNotConfigured("Mail is not configured on this service (AUTH_MAIL_SMTP_HOST).")
+            raise MailNotConfigured("Mail is not configured on this service.")
 
     def send(self, request: MailRequest) -> None:
         """Queue ``request``: one round trip.
