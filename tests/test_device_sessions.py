@@ -223,3 +223,40 @@ def test_a_session_ended_on_one_instance_is_refused_on_another(
     assert a.call("DELETE", f"sessions/{tablet_id}", token=phone).status_code == 204
     assert b.call("GET", "me", token=tablet).status_code == 401
     assert b.call("GET", "me", token=phone).status_code == 200
+
+
+def test_refresh_keeps_the_session(app_env: AppEnvironment) -> None:
+    """/api/refresh signs a token of the same device session; ending the session refuses both."""
+    import jwt
+
+    import refresh
+
+    phone = token_of(call(register, body={"email": "s@example.com", "password": PASSWORD}))
+    refreshed = token_of(call(refresh, token=phone))
+    sid = jwt.decode(phone, options={"verify_signature": False})["sid"]
+    assert jwt.decode(refreshed, options={"verify_signature": False})["sid"] == sid
+    assert len(listed(refreshed)) == 1
+    assert call(sessions, "DELETE", token=refreshed, route_params={"id": sid}).status_code == 204
+    assert not works(phone)
+    assert not works(refreshed)
+
+
+def test_last_seen_is_written_at_most_once_per_interval(app_env: AppEnvironment) -> None:
+    """The gate is one read; it adds a write only when last-seen is older than the interval."""
+    from shared.storage import storage_requests
+
+    app_env.set(AUTH_SESSION_IDLE_SECONDS="8")  # last-seen is written at most every 2 s
+    token = token_of(call(register, body={"email": "s@example.com", "password": PASSWORD}))
+    counts = []
+    for _ in range(5):
+        storage_requests.reset()
+        assert works(token)
+        counts.append(storage_requests.count)
+    assert counts == [1, 1, 1, 1, 1], "within the interval: one point read per request"
+    time.sleep(2.2)
+    storage_requests.reset()
+    assert works(token)
+    assert storage_requests.count == 2, "past the interval: the read and one write of last-seen"
+    storage_requests.reset()
+    assert works(token)
+    assert storage_requests.count == 1

@@ -282,3 +282,62 @@ class TestMailLimits:
         assert refused.status_code == 429
         assert "Retry-After" in refused.headers
         assert mail_queue(mail_env).get_queue_properties().approximate_message_count == 3
+
+
+class TestLinks:
+    """Links in mails: the bundle's page, or the app's own link; the code always in the fragment."""
+
+    def test_the_link_points_at_the_page_with_the_code_in_the_fragment(
+        self, mail_env: AppEnvironment, inbox: Inbox
+    ) -> None:
+        """AUTH_PUBLIC_BASE_URL: the reset page of the bundle, never the request's Host."""
+        mail_env.set(AUTH_PUBLIC_BASE_URL="https://auth.example.com")
+        register_account("alice+x@example.com")
+        code = reset_code(mail_env, inbox, "alice+x@example.com", 2)
+        link = next(m for m in inbox.to("alice+x@example.com") if "reset" in m.subject.lower()).link
+        assert (
+            link == f"https://auth.example.com/api/password/reset#email=alice%2Bx%40example.com&code={code}"
+        )
+
+    def test_an_app_link_base_takes_the_links(self, mail_env: AppEnvironment, inbox: Inbox) -> None:
+        """AUTH_APP_LINK_BASE: the app's universal link, the code again in the fragment."""
+        mail_env.set(
+            AUTH_PUBLIC_BASE_URL="https://auth.example.com", AUTH_APP_LINK_BASE="https://app.example.com/l"
+        )
+        register_account("alice@example.com")
+        deliver_queued(mail_env)
+        verify_mail = inbox.wait_for("alice@example.com")[0]
+        assert verify_mail.link == (
+            f"https://app.example.com/l/email/verify#email=alice%40example.com&code={verify_mail.code}"
+        )
+
+    def test_without_a_base_url_mails_carry_the_code_only(
+        self, mail_env: AppEnvironment, inbox: Inbox
+    ) -> None:
+        """No AUTH_PUBLIC_BASE_URL: no link at all."""
+        register_account("alice@example.com")
+        deliver_queued(mail_env)
+        assert inbox.wait_for("alice@example.com")[0].link is None
+
+
+def test_a_disabled_account_gets_notices_only(
+    mail_env: AppEnvironment, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No reset code for a disabled account; the answer to forgot is unchanged."""
+    from shared.account_store import AccountStore
+    from shared.settings import get_settings
+
+    register_account("alice@example.com")
+    deliver_queued(mail_env)
+    inbox.wait_for("alice@example.com")
+    store = AccountStore(get_settings().storage)
+    credentials = store.credentials("alice@example.com")
+    assert credentials is not None
+    account = store.account(credentials.user_id)
+    assert account is not None
+    store.set_disabled(account, True, "test")
+    assert forgot("alice@example.com").status_code == 202
+    with caplog.at_level(logging.INFO):
+        deliver_queued(mail_env)
+    assert "reason=account_disabled" in caplog.text
+    assert len(inbox.to("alice@example.com")) == 1
