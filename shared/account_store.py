@@ -512,7 +512,9 @@ class AccountStore:
         return new_version
 
     def delete(self, account: Account, credentials: Credentials) -> None:
-        """Delete the rows of an account and its second factor, if unchanged since read; the email is free.
+        """Delete the rows of an account, its second factor and its codes, if unchanged since read.
+
+        The email is free to register again.
 
         :raises ConflictError: another request changed the account first; nothing deleted.
         """
@@ -529,11 +531,25 @@ class AccountStore:
                 _unchanged(account.etag),
             ),
         ]
-        if self._get(partition, mfa_row_key(account.user_id), "read second factor") is not None:
-            operations.append(("delete", {"PartitionKey": partition, "RowKey": mfa_row_key(account.user_id)}))
+        operations += [("delete", keys) for keys in self._owned_rows(account)]
         self._transact(operations, "delete account")
         if partition_for_user_id(account.user_id) != partition:
             self._delete_alias(account.user_id)
+
+    def _owned_rows(self, account: Account) -> list[dict[str, str]]:
+        """The keys of the account's other rows in its partition: its second factor and its email's codes.
+
+        One query (the partition's code rows and the second-factor row).
+        """
+        partition = partition_for_email(account.email)
+        query = "PartitionKey eq @partition and (RowKey eq @mfa or (RowKey ge 'code:' and RowKey lt 'code;'))"
+        parameters = {"partition": partition, "mfa": mfa_row_key(account.user_id)}
+        suffix = email_row_key(account.email).removeprefix("email:")
+        with storage_errors("list owned rows"):
+            rows = self._table().query_entities(query, parameters=parameters, select=["RowKey"])
+            keys = [str(row["RowKey"]) for row in rows]
+        owned = [key for key in keys if key == mfa_row_key(account.user_id) or key.endswith(":" + suffix)]
+        return [{"PartitionKey": partition, "RowKey": key} for key in owned]
 
     def import_legacy(
         self,

@@ -341,3 +341,14 @@ def test_a_disabled_account_gets_notices_only(
         deliver_queued(mail_env)
     assert "reason=account_disabled" in caplog.text
     assert len(inbox.to("alice@example.com")) == 1
+
+
+def test_deleting_the_account_deletes_its_codes(mail_env: AppEnvironment, inbox: Inbox) -> None:
+    """DELETE /api/me leaves no row of the account: no login, account or code row."""
+    token = register_account("alice@example.com")
+    reset_code(mail_env, inbox, "alice@example.com", 2)
+    assert any(e["RowKey"].startswith("code:") for e in mail_env.entities())
+    response = me.main(http_request("DELETE", "me", {"password": PASSWORD}, token=token))
+    assert response.status_code == 204
+    left = [e for e in mail_env.entities() if "alice" in json.dumps(e, default=str)]
+    assert left == []
