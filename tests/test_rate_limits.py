@@ -296,7 +296,8 @@ class TestFunctions:
             counts.append(storage_requests.count)
         storage_requests.reset()
         assert post(login, "rt@example.com", "203.0.113.50").status_code == 429
-        assert counts == [2, 2, 2]  # register: insert + counter; login: read + counter (new, then known)
+        # register: insert + counter; login: read + counter (new, then known) + the session write
+        assert counts == [2, 3, 3]
         assert storage_requests.count == 1, "a refusal the process knows of: the account read alone"
 
     def test_counter_outage_fails_closed_or_open(self, app_env: AppEnvironment, own_azurite: Azurite) -> None:
