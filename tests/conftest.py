@@ -74,6 +74,8 @@ APP_SETTINGS = (
     "AUTH_PREVIOUS_ENCRYPTION_KEYS",
     "AUTH_MFA_ISSUER",
     "AUTH_MFA_CHALLENGE_SECONDS",
+    "AUTH_SESSION_IDLE_SECONDS",
+    "AUTH_MAX_SESSIONS",
 )
 
 pytest_plugins = ["tests.mailtest"]
