@@ -206,3 +206,82 @@ def test_the_suite_clears_every_setting_the_code_reads() -> None:
     source = (Path(__file__).parent.parent / "shared" / "settings.py").read_text()
     read = set(re.findall(r'"((?:AUTH|ACCOUNTS|WEBSITE)_[A-Z0-9_]+|AzureWebJobsStorage)"', source))
     assert read <= set(APP_SETTINGS)
+
+
+SMTP = {
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "AUTH_MAIL_SMTP_HOST": "smtp.example.com",
+    "AUTH_MAIL_FROM": "no-reply@example.com",
+}
+
+
+class TestMailAndSessionSettings:
+    """Mail, codes, the second factor and sessions: each bad value names its setting."""
+
+    def test_mail_defaults(self) -> None:
+        """No transport: mail is off, registration as before."""
+        mail = load_settings(MINIMAL).mail
+        assert not mail.configured
+        assert mail.queue.name == "auth-mail"
+        assert (mail.limit.count, mail.limit.seconds) == (5, 3600)
+        assert mail.code_lifetime == timedelta(seconds=600)
+        smtp = load_settings(MINIMAL | SMTP).mail.transport
+        assert smtp is not None
+        assert (getattr(smtp, "port", None), str(getattr(smtp, "security", ""))) == (587, "starttls")
+
+    @pytest.mark.parametrize(
+        ("changes", "setting"),
+        [
+            ({"AUTH_MAIL_FROM": ""}, "AUTH_MAIL_FROM"),
+            ({"AUTH_MAIL_FROM": "not an address"}, "AUTH_MAIL_FROM"),
+            ({"AUTH_MAIL_SMTP_SECURITY": "ssl3"}, "AUTH_MAIL_SMTP_SECURITY"),
+            ({"AUTH_MAIL_SMTP_PORT": "70000"}, "AUTH_MAIL_SMTP_PORT"),
+            ({"AUTH_MAIL_ACS_ENDPOINT": "https://acs.example.com"}, "AUTH_MAIL_ACS_ENDPOINT"),
+            ({"AzureWebJobsStorage": ""}, "AzureWebJobsStorage"),
+            ({"AUTH_MAIL_QUEUE": "Has_Capitals"}, "AUTH_MAIL_QUEUE"),
+            ({"AUTH_CODE_LIFETIME_SECONDS": "30"}, "AUTH_CODE_LIFETIME_SECONDS"),
+            ({"AUTH_CODE_LIFETIME_SECONDS": "7200"}, "AUTH_CODE_LIFETIME_SECONDS"),
+            ({"AUTH_MAIL_LIMIT": "five"}, "AUTH_MAIL_LIMIT"),
+            ({"AUTH_PUBLIC_BASE_URL": "http://auth.example.com"}, "AUTH_PUBLIC_BASE_URL"),
+            ({"AUTH_PUBLIC_BASE_URL": "https://auth.example.com/#x"}, "AUTH_PUBLIC_BASE_URL"),
+            ({"AUTH_MAIL_TEMPLATES": "/nonexistent/templates"}, "AUTH_MAIL_TEMPLATES"),
+            ({"AUTH_SESSION_IDLE_SECONDS": "2"}, "AUTH_SESSION_IDLE_SECONDS"),
+            ({"AUTH_MAX_SESSIONS": "0"}, "AUTH_MAX_SESSIONS"),
+            ({"AUTH_MFA_ISSUER": "Acme: Inc"}, "AUTH_MFA_ISSUER"),
+            ({"AUTH_MFA_CHALLENGE_SECONDS": "1"}, "AUTH_MFA_CHALLENGE_SECONDS"),
+        ],
+    )
+    def test_bad_values_name_their_setting(self, changes: dict[str, str], setting: str) -> None:
+        """Each is refused, naming the setting."""
+        assert failing_setting(MINIMAL | SMTP | changes) == setting
+
+    def test_required_verification_needs_a_transport(self) -> None:
+        """AUTH_REQUIRE_VERIFIED_EMAIL=true without mail cannot work."""
+        assert (
+            failing_setting(MINIMAL | {"AUTH_REQUIRE_VERIFIED_EMAIL": "true"})
+            == "AUTH_REQUIRE_VERIFIED_EMAIL"
+        )
+        assert load_settings(MINIMAL | SMTP | {"AUTH_REQUIRE_VERIFIED_EMAIL": "true"}).mail.require_verified
+
+    @pytest.mark.parametrize("key", ["", "abc", "zz" * 32, HEX_KEY + "00"])
+    def test_a_bad_encryption_key_fails_closed_only_where_it_is_needed(self, key: str) -> None:
+        """The service loads; asking for the keys raises, naming AUTH_ENCRYPTION_KEY."""
+        settings = load_settings(MINIMAL | {"AUTH_ENCRYPTION_KEY": key})
+        with pytest.raises(SettingError) as refused:
+            settings.mfa.keys()
+        assert refused.value.setting == "AUTH_ENCRYPTION_KEY"
+
+    def test_a_bad_previous_encryption_key_is_named(self) -> None:
+        """AUTH_PREVIOUS_ENCRYPTION_KEYS is checked key by key."""
+        settings = load_settings(
+            MINIMAL | {"AUTH_ENCRYPTION_KEY": HEX_KEY, "AUTH_PREVIOUS_ENCRYPTION_KEYS": "nothex"}
+        )
+        with pytest.raises(SettingError) as refused:
+            settings.mfa.keys()
+        assert refused.value.setting == "AUTH_PREVIOUS_ENCRYPTION_KEYS"
+
+    def test_identity_based_queue(self) -> None:
+        """AzureWebJobsStorage__accountName: the queue service of that account, reached by identity."""
+        environ = MINIMAL | {k: v for k, v in SMTP.items() if k != "AzureWebJobsStorage"}
+        queue = load_settings(environ | {"AzureWebJobsStorage__accountName": "st1"}).mail.queue
+        assert (queue.endpoint, queue.connection_string) == ("https://st1.queue.core.windows.net", None)
