@@ -103,6 +103,7 @@ LEGACY_USER_ID_PREFIX = "Custom:"
 _PARTITION_PREFIX = "acct-"
 _ALIAS_PARTITION_PREFIX = "alias-"
 _ALIAS_CACHE_LIMIT = 100_000
+_MAX_REVOKE_ATTEMPTS = 10
 _SHARD_DIGITS = 2
 _USER_ID_LENGTH = len(USER_ID_PREFIX) + _SHARD_DIGITS + 22
 _MAX_KEY_LENGTH = 512
@@ -412,17 +413,27 @@ class AccountStore:
         return _account(user_id, entity)
 
     def revoke_sessions(self, account: Account) -> None:
-        """Make every token issued so far for ``account`` invalid.
+        """Make every token issued so far for ``account`` invalid (raise its session version).
 
-        When another request changed the account since it was read, that
-        request already moved the session version on, which revokes the same
-        tokens; so a lost race is success, not an error.
+        A lost race is read again: when another request raised the version
+        meanwhile, the same tokens are revoked already; when it changed the row
+        otherwise (a login added a session, a last-seen time was written), the
+        revocation is tried again on the fresh row.
+
+        :raises ConflictError: the row kept changing (a flood of writes).
         """
-        new_version = account.session_version + 1
-        try:
-            self._update_both(account, None, {"SessionVersion": new_version}, "revoke sessions")
-        except ConflictError:
-            log_event("logged_out", user_id=account.user_id, race="lost; another change revoked first")
+        for _ in range(_MAX_REVOKE_ATTEMPTS):
+            try:
+                self._update_both(
+                    account, None, {"SessionVersion": account.session_version + 1}, "revoke sessions"
+                )
+                return
+            except ConflictError:
+                fresh = self.account(account.user_id)
+                if fresh is None or fresh.session_version > account.session_version:
+                    return
+                account = fresh
+        raise ConflictError()
 
     def start_session(self, email: str, user_id: str, session: DeviceSession) -> None:
         """Store a new session on the account row: one write, no read.

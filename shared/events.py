@@ -22,6 +22,10 @@ logged_out                INFO     /api/logout ended the caller's session (all, 
 session_started           INFO     a device session started (``session``: its id)
 session_ended             INFO     sessions ended (``reason``: logout, revoked, idle, evicted, password)
 login_refused             WARNING  a right password, but ``reason``: account_disabled or email_not_verified
+account_disabled          INFO     an operator disabled an account: its tokens are refused at once
+account_enabled           INFO     an operator enabled it again (old sessions stay ended)
+admin_<command>           INFO     python -m tools.admin changed or exported an account (disable, enable,
+                                   unlock, revoke, reset_mfa, export, delete)
 password_changed          INFO     a password was changed
 password_check_failed     WARNING  a wrong current password on password/delete (``reason``)
 account_deleted           INFO     an account was deleted

@@ -260,3 +260,16 @@ def test_last_seen_is_written_at_most_once_per_interval(app_env: AppEnvironment)
     storage_requests.reset()
     assert works(token)
     assert storage_requests.count == 1
+
+
+def test_ending_every_session_survives_a_concurrent_session_write(app_env: AppEnvironment) -> None:
+    """A login between the gate's read and the revocation does not make DELETE /api/sessions a no-op."""
+    from shared.accounts import account_service
+
+    phone = token_of(call(register, body={"email": "s@example.com", "password": PASSWORD}))
+    service = account_service()
+    account, _ = service.authenticate_session(phone)
+    tablet = log_in("s@example.com")  # changes the account row after it was read
+    service.end_all_sessions(account)
+    assert not works(phone)
+    assert not works(tablet)
