@@ -275,3 +275,15 @@ def module_host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> I
     host = start_local_host(tmp_path_factory.mktemp("host"), app_settings_for(azurite.connection_string))
     yield host
     host.stop()
+
+
+@pytest.fixture
+def two_hosts(azurite: Azurite, tmp_path: Path) -> Iterator[tuple[LocalHost, LocalHost]]:
+    """Two instances of the app over real HTTP on one storage account, as two instances in Azure."""
+    settings = app_settings_for(azurite.connection_string)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = start_local_host(tmp_path / "a", settings), start_local_host(tmp_path / "b", settings)
+    yield first, second
+    first.stop()
+    second.stop()

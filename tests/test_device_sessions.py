@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-import pytest
 
 import login
 import me
@@ -23,12 +20,9 @@ from shared.tokens import issue_token
 from tests.conftest import (
     AppEnvironment,
     LocalHost,
-    app_settings_for,
     http_request,
     problem,
-    start_local_host,
 )
-from tools.azurite import Azurite
 
 PASSWORD = "correct horse battery"
 
@@ -192,18 +186,6 @@ class TestDisabledAccounts:
         store.set_disabled(disabled, False)
         assert works(log_in("s@example.com"))
         assert not works(token), "old sessions stay ended"
-
-
-@pytest.fixture
-def two_hosts(azurite: Azurite, tmp_path: Path) -> Iterator[tuple[LocalHost, LocalHost]]:
-    """Two instances of the app on one storage account."""
-    settings = app_settings_for(azurite.connection_string)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a, b = start_local_host(tmp_path / "a", settings), start_local_host(tmp_path / "b", settings)
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 def test_a_session_ended_on_one_instance_is_refused_on_another(

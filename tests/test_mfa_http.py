@@ -5,33 +5,17 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pyotp
-import pytest
 
-from tests.conftest import LocalHost, app_settings_for, start_local_host
-from tools.azurite import Azurite
+from tests.conftest import LocalHost
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def hosts(azurite: Azurite, tmp_path: Path) -> Iterator[tuple[LocalHost, LocalHost]]:
-    """Two instances of the app on the same storage."""
-    settings = app_settings_for(azurite.connection_string)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first, second = start_local_host(tmp_path / "a", settings), start_local_host(tmp_path / "b", settings)
-    yield first, second
-    first.stop()
-    second.stop()
-
-
-def test_the_same_code_at_once_on_two_instances_signs_in_once(hosts: tuple[LocalHost, LocalHost]) -> None:
+def test_the_same_code_at_once_on_two_instances_signs_in_once(two_hosts: tuple[LocalHost, LocalHost]) -> None:
     """Exactly one of two concurrent second steps with the same code succeeds."""
-    a, b = hosts
+    a, b = two_hosts
     email = f"twice-{secrets.token_hex(4)}@example.com"
     token = a.post("register", {"email": email, "password": PASSWORD}).json()["token"]
     secret = a.post("mfa/totp", {"password": PASSWORD}, headers={"X-ZUMO-AUTH": token}).json()["secret"]
