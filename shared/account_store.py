@@ -447,23 +447,31 @@ class AccountStore:
             except ResourceNotFoundError:
                 raise ConflictError() from None
 
-    def touch_session(self, account: Account, session: DeviceSession) -> None:
+    def touch_session(self, account: Account, session: DeviceSession) -> Account:
         """Record that ``session`` was just used, if the row is unchanged since read (best effort).
 
         Guarded by the ETag so that a session ended meanwhile is not written back.
+
+        :returns: the account as it is now (its new ETag), for the request's own writes.
         """
         row = {"PartitionKey": partition_for_email(account.email), "RowKey": user_row_key(account.user_id)}
-        with (
-            storage_errors("touch session"),
-            contextlib.suppress(ResourceModifiedError, ResourceNotFoundError),
-        ):
-            self._table().update_entity(
-                row | session.to_property(), mode=UpdateMode.MERGE, **_unchanged(account.etag)
-            )
+        written = session.to_property()
+        with storage_errors("touch session"):
+            try:
+                answer = self._table().update_entity(
+                    row | written, mode=UpdateMode.MERGE, **_unchanged(account.etag)
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return account
+        sessions = tuple(session if s.id == session.id else s for s in account.sessions)
+        return dataclasses.replace(
+            account, etag=str(answer["etag"]), raw={**account.raw, **written}, sessions=sessions
+        )
 
-    def end_sessions(self, account: Account, session_ids: set[str]) -> None:
+    def end_sessions(self, account: Account, session_ids: set[str]) -> Account:
         """Rewrite the account row without ``session_ids`` (and without sessions ended before).
 
+        :returns: the account as it is now.
         :raises ConflictError: the row changed since read; read again and retry.
         """
         live = {s.id for s in account.live_sessions} - session_ids
@@ -474,9 +482,11 @@ class AccountStore:
         }
         with storage_errors("end sessions"):
             try:
-                self._table().update_entity(row, mode=UpdateMode.REPLACE, **_unchanged(account.etag))
+                answer = self._table().update_entity(row, mode=UpdateMode.REPLACE, **_unchanged(account.etag))
             except (ResourceModifiedError, ResourceNotFoundError):
                 raise ConflictError() from None
+        sessions = tuple(s for s in account.sessions if s.id in live)
+        return dataclasses.replace(account, etag=str(answer["etag"]), raw=row, sessions=sessions)
 
     def set_disabled(self, account: Account, disabled: bool, reason: str | None = None) -> None:
         """Disable (ending every session) or enable the account, on both rows.

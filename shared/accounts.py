@@ -303,11 +303,14 @@ class AccountService:
         if verified.session_version != account.session_version:
             raise InvalidToken("session revoked")
         if verified.session_id is not None:
-            self._check_device_session(account, verified.session_id, now)
+            account = self._check_device_session(account, verified.session_id, now)
         return account, verified
 
-    def _check_device_session(self, account: Account, session_id: str, now: datetime) -> None:
-        """Refuse an ended or idle session; note its use; end the least recently used beyond the cap."""
+    def _check_device_session(self, account: Account, session_id: str, now: datetime) -> Account:
+        """Refuse an ended or idle session; note its use; end the least recently used beyond the cap.
+
+        :returns: the account as it is after the last-seen write, if one was made.
+        """
         device = account.session(session_id)
         if device is None:
             raise InvalidToken("session ended")
@@ -319,20 +322,22 @@ class AccountService:
         if len(live) > self.settings.max_sessions:
             by_use = sorted(live, key=lambda s: (s.last_seen_at, s.created_at))
             evicted = {s.id for s in by_use[: len(live) - self.settings.max_sessions]}
-            self._end_quietly(account, evicted, reason="evicted")
+            account = self._end_quietly(account, evicted, reason="evicted")
             if device.id in evicted:
                 raise InvalidToken("session evicted")
         elif now - device.last_seen_at >= touch_interval(idle):
-            self.store.touch_session(account, device.seen(now))
+            return self.store.touch_session(account, device.seen(now))
+        return account
 
-    def _end_quietly(self, account: Account, session_ids: set[str], *, reason: str) -> None:
+    def _end_quietly(self, account: Account, session_ids: set[str], *, reason: str) -> Account:
         """End sessions the gate found over (a concurrent change of the row wins; a later request retries)."""
         try:
-            self.store.end_sessions(account, session_ids)
+            ended = self.store.end_sessions(account, session_ids)
         except ConflictError:
-            return
+            return account
         for session_id in session_ids:
             log_event("session_ended", user_id=account.user_id, session=session_id, reason=reason)
+        return ended
 
     def _verify(self, token: str) -> VerifiedToken:
         try:

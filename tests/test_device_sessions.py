@@ -255,3 +255,22 @@ def test_ending_every_session_survives_a_concurrent_session_write(app_env: AppEn
     service.end_all_sessions(account)
     assert not works(phone)
     assert not works(tablet)
+
+
+def test_a_change_right_after_a_last_seen_write_is_not_a_conflict(app_env: AppEnvironment) -> None:
+    """The gate's last-seen write moves the row's ETag; the same request's own change still succeeds."""
+    app_env.set(AUTH_SESSION_IDLE_SECONDS="8")  # last-seen is written when older than 2 s
+    phone = token_of(call(register, body={"email": "s@example.com", "password": PASSWORD}))
+    log_in("s@example.com")
+    time.sleep(2.2)
+    body = {"currentPassword": PASSWORD, "newPassword": "another fine passphrase"}
+    assert call(password, body=body, token=phone).status_code == 200
+    app_env.set(AUTH_MAX_SESSIONS="1")
+    again = {"email": "s@example.com", "password": "another fine passphrase"}
+    tablet = token_of(call(login, body=again))
+    time.sleep(2.2)
+    other = token_of(call(login, body=again))
+    other_id = next(s["id"] for s in listed(other) if s["current"])
+    # The gate evicts the older session (a rewrite of the row) before ending this one by id.
+    assert call(sessions, "DELETE", token=other, route_params={"id": other_id}).status_code == 204
+    assert not works(tablet)
