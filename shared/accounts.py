@@ -314,6 +314,10 @@ class AccountService:
         device = account.session(session_id)
         if device is None:
             raise InvalidToken("session ended")
+        if len(account.sessions) > len(account.live_sessions):
+            # Sessions of an older session version linger on the row until it is rewritten; rewrite it
+            # once, so that they cannot pile up towards Table Storage's limit of properties per row.
+            account = self._end_quietly(account, set(), reason="revoked")
         idle = self.settings.session_idle
         if idle is not None and now - device.last_seen_at > idle:
             self._end_quietly(account, {device.id}, reason="idle")

@@ -363,3 +363,23 @@ def test_a_key_rotation_keeps_secrets_and_recovery_codes(app_env: AppEnvironment
     app_env.set(AUTH_PREVIOUS_ENCRYPTION_KEYS=None)
     lost = second_step(challenge(account.email), recoveryCode=account.recovery_codes[1])
     assert problem(lost)["code"] == "invalid_code", "without the old key nothing sealed under it opens"
+
+
+def test_guessing_codes_on_the_management_routes_locks_too(app_env: AppEnvironment) -> None:
+    """A stolen session and password cannot guess codes at DELETE /api/mfa/totp without the lockout."""
+    app_env.set(AUTH_LOCKOUT_THRESHOLD="3", AUTH_LOCKOUT_BASE_SECONDS="600")
+    account = enrol()
+    for guess in ("000000", "111111", "222222"):
+        response = call(mfa_totp, {"password": PASSWORD, "code": guess}, account.token, method="DELETE")
+        assert problem(response)["code"] == "invalid_code"
+    locked = call(mfa_totp, {"password": PASSWORD, "code": account.code(1)}, account.token, method="DELETE")
+    assert locked.status_code == 429
+
+
+def test_a_code_typed_with_a_space_works_everywhere(app_env: AppEnvironment) -> None:
+    """'123 456' as authenticator apps show it, on a management route too."""
+    account = enrol()
+    code = account.code(1)
+    spaced = f"{code[:3]} {code[3:]}"
+    response = call(mfa_recovery_codes, {"password": PASSWORD, "code": spaced}, account.token)
+    assert response.status_code == 200, response.get_body()

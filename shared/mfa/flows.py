@@ -153,8 +153,8 @@ def log_in_with_code(
     user_id, challenge_id = verify_challenge(service.settings.tokens, mfa_token)
     keys = service.settings.mfa.keys()
     account = service.store.account(user_id)
-    if account is None:
-        raise InvalidToken("challenge of a deleted account")
+    if account is None or account.disabled:
+        raise InvalidToken("challenge of a deleted or disabled account")
     now = datetime.now(UTC)
     record = service.store.mfa_record(account)
     live = record.challenge_expires is not None and record.challenge_expires > now
@@ -223,7 +223,7 @@ def check_code(service: AccountService, account: Account, code: str) -> None:
     :raises InvalidCode: the code is wrong.
     """
     keys = service.settings.mfa.keys()
-    _accepted_changes(keys, account, service.store.mfa_record(account), code)
+    _accepted_changes(service, keys, account, service.store.mfa_record(account), code)
 
 
 def _checked_factor(
@@ -235,23 +235,28 @@ def _checked_factor(
     record = service.store.mfa_record(account)
     if not account.mfa_totp or record.secret is None:
         raise InvalidRequest("The second factor is not on.")
-    return keys, record, _accepted_changes(keys, account, record, code)
+    return keys, record, _accepted_changes(service, keys, account, record, code)
 
 
 def _accepted_changes(
-    keys: EncryptionKeys, account: Account, record: MfaRecord, code: str
+    service: AccountService, keys: EncryptionKeys, account: Account, record: MfaRecord, code: str
 ) -> dict[str, object]:
     """The row changes that use ``code`` (TOTP or recovery code).
 
+    A wrong code counts against the email's lockout, as at login.
+
+    :raises TooManyAttempts: the email is locked out.
     :raises InvalidCode: it is neither a current TOTP code nor an unused recovery code.
     """
-    as_totp = code if code.strip().isdigit() else None
+    login = service.refuse_if_locked_out(account.email)
+    digits = code.replace(" ", "").strip()
+    as_totp = digits if digits.isdigit() else None
     changes, _ = _accept_code(
         keys, account, record, code=as_totp, recovery_code=None if as_totp else code, now=datetime.now(UTC)
     )
     if changes is None:
         log_event("mfa_failed", logging.WARNING, reason="wrong_code", user_id=account.user_id)
-        raise InvalidCode("wrong code")
+        service.count_failure(login, InvalidCode("wrong code"))
     return changes
 
 
