@@ -1,26 +1,59 @@
-"""A local host for the app's HTTP and queue functions, for machines without Core Tools.
+"""A local host for the app's HTTP, queue and timer functions, for machines without Core Tools.
 
 ``python -m tools.devhost [--host H] [--port P]`` serves every function folder
-of the project according to its ``function.json`` (route, methods, the route
-prefix from ``host.json``), calls its ``main`` with a real
-``azure.functions.HttpRequest`` and writes back the ``HttpResponse`` it returns.
-Like ``func start``, it loads ``local.settings.json`` ``Values`` into the
-environment without overriding variables already set, listens on
-``Host.LocalHttpPort`` (default 7071) and answers CORS as ``Host.CORS`` says.
-Requests are served concurrently from a thread pool, as the Python worker does.
+of the project according to its ``function.json``, as ``func start`` would:
+it loads ``local.settings.json`` ``Values`` into the environment without
+overriding variables already set, listens on ``Host.LocalHttpPort`` (default
+7071), answers CORS as ``Host.CORS`` and ``Host.CORSCredentials`` say, and
+reads ``host.json`` as the host reads it (an app setting
+``AzureFunctionsJobHost__path__to__key`` overrides ``path.to.key``).
 
-Folders with a ``queueTrigger`` binding run as the host's Storage Queues
-extension runs them (see :mod:`tools.queue_trigger`), from when the server
-starts serving until it shuts down. ``host.json`` is read as the host reads it:
-an app setting ``AzureFunctionsJobHost__path__to__key`` overrides ``path.to.key``.
+Each behaviour follows the source it names; docs/local-host.md lists them
+all, with the tests that check them, and what is not reproduced.
+
+HTTP (Azure/azure-functions-host ``src/WebJobs.Script.WebHost`` and
+``src/WebJobs.Script``, Azure/azure-webjobs-sdk-extensions
+``src/WebJobs.Extensions.Http``, ASP.NET Core routing):
+
+- ``WebScriptHostHttpRoutesManager.InitializeHttpFunctionRoutes`` and
+  ``WebJobsRouteBuilder``: one route a function, ``<routePrefix>/<route>``
+  (``route`` defaults to the function's name; ``extensions.http.routePrefix``
+  defaults to ``api`` and may be empty), with the trigger's ``methods`` as a
+  route constraint: a method not listed matches no route, hence 404;
+- ``FunctionMetadataManager.LoadFunctionMetadata``: functions are ordered by
+  name (case ignored), and the first route that matches wins, whatever its
+  literal segments (host issues #3153 and #9876);
+- ASP.NET Core's route templates and inline constraints (``{id:int}``,
+  ``{rest?}``, ``{*path}``, ``{name=default}``, ...), see :class:`RouteTemplate`;
+- ``FunctionInvocationMiddleware.PopulateRouteData`` and
+  ``GrpcMessageConversionExtensions.ToRpcHttp``: an optional parameter with no
+  value is left out of ``route_params``; headers reach the worker with
+  lower-cased names and repeated ones joined with ``,``; query parameters
+  likewise, those with an empty value dropped; the body only when
+  ``Content-Length`` is above 0 (a chunked body never reaches an
+  out-of-process worker: host issue #7930);
+- ``ScriptHost.ValidateFunction``: a route in the reserved ``admin``/``runtime``
+  space, or the same route as an earlier function with a method in common, puts
+  the function in error;
+- ``HostListenerFactory.IsDisabled`` (Azure/azure-webjobs-sdk) and
+  ``FunctionInvocationMiddleware``: ``AzureWebJobs.<name>.Disabled`` (or
+  ``AzureWebJobs_<name>_Disabled``) set to ``true`` or ``1`` disables a function:
+  its route answers 404, its listener does not start;
+- ``HttpRequestBodySizeMiddleware`` and ``Program.cs``: a body longer than
+  ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` bytes (default 104857600) is refused
+  before the function runs; the host answers it 500 (host issue #10519), not
+  413, and closes the connection;
+- ``ExceptionMiddleware``: a function that fails is a 500 with no body.
+
+Folders with a ``queueTrigger`` binding run as :mod:`tools.queue_trigger`
+says, those with a ``timerTrigger`` as :mod:`tools.timer_trigger` says, from
+when the server starts serving until it shuts down. Functions are loaded and
+called as the Python worker does it (:mod:`tools.worker`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib.util
-import inspect
 import json
 import logging
 import os
@@ -29,139 +62,159 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
 from tools.local_settings import apply_local_settings
-from tools.queue_trigger import FunctionIndexingError, QueueFunction, QueueHost, QueuesOptions, QueueTrigger
+from tools.queue_trigger import (
+    FunctionIndexingError,
+    QueueFunction,
+    QueueHost,
+    QueuesOptions,
+    QueueTrigger,
+    app_setting,
+)
+from tools.timer_trigger import TimerFunction, TimerHost, TimerTrigger
+from tools.worker import (
+    InvocationContext,
+    LoadedFunction,
+    encode_http_response,
+    failed_function,
+    load_function,
+)
+
+__all__ = ["InvocationContext"]  # imported from here by tests that build contexts
 
 logger = logging.getLogger("devhost")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's own limit
-_ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+#: ``ScriptConstants.DefaultMaxRequestBodySize``, which ``Program.cs`` gives Kestrel.
+MAX_REQUEST_BYTES = 104857600
+#: ``EnvironmentSettingNames.FunctionsRequestBodySizeLimit``.
+BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 #: The prefix of app settings that override ``host.json`` (``AzureFunctionsJobHost__a__b``).
 HOST_JSON_OVERRIDE_PREFIX = "AzureFunctionsJobHost"
-#: How long shutdown waits for queue-triggered invocations in flight.
+#: How long shutdown waits for queue- and timer-triggered invocations in flight.
 SHUTDOWN_TIMEOUT = 30.0
+#: ``Utility.IsValidFunctionName``.
+_FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,127}$", re.IGNORECASE)
+#: The message of ASP.NET Core's ``CorsPolicyBuilder.Build`` for ``*`` with credentials.
+INSECURE_CORS = (
+    "The CORS protocol does not allow specifying a wildcard (any) origin and credentials at the same "
+    "time. Configure the CORS policy by listing individual origins if credentials needs to be supported."
+)
 
 
-class InvocationContext(func.Context):
-    """What the Python worker passes as ``context``: the invocation id and the function."""
-
-    def __init__(self, function_name: str, function_directory: str, invocation_id: str | None = None) -> None:
-        self._invocation_id = invocation_id or str(uuid.uuid4())
-        self._function_name = function_name
-        self._function_directory = function_directory
-        self._local = threading.local()
-
-    @property
-    def invocation_id(self) -> str:
-        return self._invocation_id
-
-    @property
-    def function_name(self) -> str:
-        return self._function_name
-
-    @property
-    def function_directory(self) -> str:
-        return self._function_directory
-
-    @property
-    def thread_local_storage(self) -> Any:
-        return self._local
-
-    @property
-    def trace_context(self) -> Any:
-        return None
-
-    @property
-    def retry_context(self) -> Any:
-        return None
-
-
-@dataclass(frozen=True)
-class EntryPoint:
-    """A function folder's entry point, called as the Python worker calls it.
-
-    The trigger value goes in as ``parameter``, an :class:`InvocationContext` as
-    ``context`` if ``main`` takes one; an ``async def`` entry point is run to
-    completion. Calling it returns what ``main`` returned.
-    """
-
-    name: str
-    folder: Path
-    main: Callable[..., Any]
-    parameter: str
-    takes_context: bool
-
-    def __call__(self, value: Any, invocation_id: str) -> Any:
-        arguments: dict[str, Any] = {self.parameter: value}
-        if self.takes_context:
-            arguments["context"] = InvocationContext(self.name, str(self.folder), invocation_id)
-        result = self.main(**arguments)
-        if inspect.iscoroutine(result):
-            return asyncio.run(result)
-        return result
-
-
-@dataclass(frozen=True)
-class HttpFunction:
-    """One HTTP-triggered function folder, ready to be called."""
-
-    name: str
-    folder: Path
-    pattern: re.Pattern[str]
-    methods: frozenset[str]
-    parameter: str
-    main: Callable[..., Any]
-    takes_context: bool
-
-    def call(self, request: func.HttpRequest) -> tuple[str, Any]:
-        """Call ``main`` as the worker would; return the invocation id and what it returned."""
-        invocation_id = str(uuid.uuid4())
-        entry = EntryPoint(self.name, self.folder, self.main, self.parameter, self.takes_context)
-        return invocation_id, entry(request, invocation_id)
-
-    def match(self, path: str) -> dict[str, str] | None:
-        found = self.pattern.fullmatch(path)
-        if found is None:
-            return None
-        return {key: value for key, value in found.groupdict().items() if value is not None}
+# --------------------------------------------------------------------------------------------------
+# Settings
 
 
 @dataclass(frozen=True)
 class HostConfig:
-    """What ``local.settings.json`` ``Host`` says about serving."""
+    """What ``local.settings.json`` ``Host`` says about serving (``HostStartSettings`` in Core Tools)."""
 
     port: int = 7071
     cors_origins: tuple[str, ...] = ()
     cors_credentials: bool = False
 
+    @property
+    def cors(self) -> CorsPolicy | None:
+        """The CORS policy ``func start`` builds, or ``None`` when ``Host.CORS`` is empty."""
+        if not self.cors_origins:
+            return None
+        return CorsPolicy(self.cors_origins, self.cors_credentials)
+
+
+def _bool_setting(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() == "true"
+
 
 def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> HostConfig:
     """Copy the ``Values`` of a ``local.settings.json`` into ``environ`` (never overriding).
 
+    ``Host`` is read as Core Tools' ``HostStartSettings`` (names in any case):
+    ``CORS`` is split at commas, empty entries dropped and nothing trimmed
+    (``Startup``: ``corsOrigins.Split(',', RemoveEmptyEntries)``).
+
     :returns: what its ``Host`` section says; defaults when the file is missing.
     """
     document = apply_local_settings(path, os.environ if environ is None else environ)
-    host = document.get("Host") or {}
-    origins = tuple(origin.strip() for origin in str(host.get("CORS", "")).split(",") if origin.strip())
+    host = {str(key).lower(): value for key, value in (document.get("Host") or {}).items()}
+    cors = str(host.get("cors") or "")
     return HostConfig(
-        port=int(host.get("LocalHttpPort", 7071)),
-        cors_origins=origins,
-        cors_credentials=bool(host.get("CORSCredentials", False)),
+        port=int(host.get("localhttpport") or 7071),
+        cors_origins=tuple(origin for origin in cors.split(",") if origin),
+        cors_credentials=_bool_setting(host.get("corscredentials", False)),
     )
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """``app.UseCors(b => b.WithOrigins(origins).AllowAnyHeader().AllowAnyMethod()[.AllowCredentials()])``.
+
+    As ASP.NET Core's ``CorsPolicyBuilder``, ``CorsService`` and ``CorsMiddleware``
+    (dotnet/aspnetcore ``src/Middleware/CORS``) apply it: origins are lower-cased
+    and compared exactly; ``*`` alone allows any origin (and may not go with
+    credentials); a preflight (``OPTIONS`` with ``Origin`` and
+    ``Access-Control-Request-Method``) is answered 204 before routing, echoing
+    the requested method and headers when the origin is allowed; other responses
+    get ``Access-Control-Allow-Origin`` (``*`` or the origin) and
+    ``Access-Control-Allow-Credentials``; ``Vary: Origin`` when more than one
+    origin is listed. An origin not allowed gets no CORS header at all.
+    """
+
+    origins: tuple[str, ...]
+    credentials: bool = False
+    normalized: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "normalized", tuple(origin.lower() for origin in self.origins))
+        if self.any_origin and self.credentials:
+            raise ValueError(INSECURE_CORS)
+
+    @property
+    def any_origin(self) -> bool:
+        return self.normalized == ("*",)
+
+    def _allowed(self, origin: str) -> dict[str, str]:
+        if not origin or not (self.any_origin or origin in self.normalized):
+            return {}
+        headers = {"Access-Control-Allow-Origin": "*" if self.any_origin else origin}
+        if self.credentials:
+            headers["Access-Control-Allow-Credentials"] = "true"
+        return headers
+
+    def _vary(self, headers: dict[str, str]) -> dict[str, str]:
+        if headers and (self.credentials if self.any_origin else len(self.normalized) > 1):
+            headers["Vary"] = "Origin"
+        return headers
+
+    def preflight(self, origin: str, method: str, requested_headers: Sequence[str]) -> dict[str, str]:
+        """The headers of the 204 answer to a preflight."""
+        headers = self._allowed(origin)
+        if headers:
+            names = [n.strip() for value in requested_headers for n in value.split(",") if n.strip()]
+            if names:
+                headers["Access-Control-Allow-Headers"] = ",".join(names)
+            if method:
+                headers["Access-Control-Allow-Methods"] = method
+        return self._vary(headers)
+
+    def actual(self, origin: str) -> dict[str, str]:
+        """The headers added to the response of a request with an ``Origin``."""
+        return self._vary(self._allowed(origin))
 
 
 class HostJson:
@@ -221,61 +274,555 @@ def route_prefix(root: Path, environ: Mapping[str, str] | None = None) -> str:
     return str(prefix).strip("/")
 
 
-def route_pattern(prefix: str, template: str) -> re.Pattern[str]:
-    """Compile a Functions route template (``orders/{id:int}/{rest?}``, ``{*path}``) to a regex."""
-    parts: list[str] = []
-    for segment in template.strip("/").split("/"):
-        parameter = re.fullmatch(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\??)\}", segment)
-        if parameter is None:
-            parts.append("/" + re.escape(segment))
+def request_body_limit(environ: Mapping[str, str] | None = None) -> int:
+    """``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` in bytes, or the host's default if unset or not a number."""
+    environ = os.environ if environ is None else environ
+    value = (environ.get(BODY_SIZE_LIMIT_SETTING) or "").strip()
+    return int(value) if re.fullmatch(r"\+?[0-9]+", value) else MAX_REQUEST_BYTES
+
+
+def is_disabled(function_name: str, environ: Mapping[str, str]) -> bool:
+    """Whether ``AzureWebJobs.<name>.Disabled`` or ``AzureWebJobs_<name>_Disabled`` disables a function.
+
+    As ``HostListenerFactory.IsDisabled``: set to ``1`` or ``true`` (any case), read from
+    the app settings as configuration reads them (names in any case).
+    """
+    for name in (f"AzureWebJobs.{function_name}.Disabled", f"AzureWebJobs_{function_name}_Disabled"):
+        value = app_setting(environ, name)
+        if value is not None and value.strip().lower() in ("1", "true"):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Route templates
+
+
+class RouteTemplateError(ValueError):
+    """A route template ASP.NET Core's template parser or constraint resolver refuses."""
+
+
+_WHITE = "\t\n\v\f\r "
+_INTEGER = re.compile(rf"[{_WHITE}]*[+-]?[0-9]+[{_WHITE}]*")
+_DECIMAL = re.compile(
+    rf"[{_WHITE}]*(?P<lead>[+-]?)(?:[0-9][0-9,]*(?:\.[0-9]*)?|\.[0-9]+)(?P<trail>[+-]?)[{_WHITE}]*"
+)
+_FLOAT = re.compile(
+    rf"[{_WHITE}]*[+-]?(?:(?:[0-9][0-9,]*(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    rf"|infinity|nan|\u221e)[{_WHITE}]*",
+    re.IGNORECASE,
+)
+_GUID = re.compile(
+    r"\s*(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}"
+    r"|\([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\))\s*",
+    re.IGNORECASE,
+)
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _parse_integer(value: str, bounds: tuple[int, int]) -> int | None:
+    """``int.TryParse``/``long.TryParse`` with ``NumberStyles.Integer`` and the invariant culture."""
+    if not _INTEGER.fullmatch(value):
+        return None
+    number = int(value.strip(_WHITE))
+    return number if bounds[0] <= number <= bounds[1] else None
+
+
+def _is_decimal(value: str) -> bool:
+    found = _DECIMAL.fullmatch(value)
+    if found is None or (found["lead"] and found["trail"]):
+        return False
+    digits = value.strip(_WHITE).strip("+-").replace(",", "")
+    return abs(float(digits or "0")) < 7.9228162514264337593543950335e28
+
+
+def _is_datetime(value: str) -> bool:
+    """Roughly ``DateTime.TryParse`` with the invariant culture: ISO 8601 dates and times, M/d/yyyy."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return True
+    for pattern in ("%m/%d/%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y/%m/%d"):
+        try:
+            datetime.strptime(text, pattern)
+        except ValueError:
             continue
-        catch_all, name, optional = parameter.groups()
-        body = f"(?P<{name}>.+)" if catch_all else f"(?P<{name}>[^/]+)"
-        parts.append(f"(?:/{body})?" if optional or catch_all else "/" + body)
-    base = "/" + prefix if prefix else ""
-    return re.compile(re.escape(base) + "".join(parts), re.IGNORECASE)
+        return True
+    return False
+
+
+def _is_file(value: str) -> bool:
+    """``FileNameRouteConstraint``: the last segment has a dot with something after it."""
+    last = value.rsplit("/", 1)[-1]
+    dot = last.rfind(".")
+    return 0 <= dot < len(last) - 1
+
+
+@dataclass(frozen=True)
+class RouteConstraint:
+    """An inline constraint (``DefaultInlineConstraintResolver`` and ``RouteOptions.ConstraintMap``)."""
+
+    name: str
+    argument: str | None = None
+
+    def __post_init__(self) -> None:
+        self.check(None)  # refuse unknown names and bad arguments when the template is read
+
+    def _numbers(self, count: int | tuple[int, ...]) -> list[int]:
+        counts = (count,) if isinstance(count, int) else count
+        parts = [] if self.argument is None else [p.strip() for p in self.argument.split(",")]
+        if len(parts) not in counts or not all(re.fullmatch(r"-?[0-9]+", p) for p in parts):
+            raise RouteTemplateError(
+                f"The constraint entry '{self.name}' - '{self.name}({self.argument or ''})' "
+                "has invalid arguments."
+            )
+        return [int(p) for p in parts]
+
+    def check(self, value: str | None) -> bool:  # noqa: PLR0911, PLR0912 - one branch a constraint
+        """Whether ``value`` satisfies the constraint (``None``: only validate the constraint itself)."""
+        name = self.name.lower()
+        simple = ("int", "long", "bool", "guid", "alpha", "datetime", "decimal", "double", "float")
+        if name in simple and self.argument is not None:
+            raise RouteTemplateError(f"The constraint '{self.name}' takes no arguments.")
+        if name == "int":
+            return value is None or _parse_integer(value, _INT32) is not None
+        if name == "long":
+            return value is None or _parse_integer(value, _INT64) is not None
+        if name == "bool":
+            return value is None or value.strip(_WHITE + "\0").lower() in ("true", "false")
+        if name == "guid":
+            return value is None or _GUID.fullmatch(value) is not None
+        if name == "alpha":
+            return value is None or re.fullmatch(r"[a-z]*", value, re.IGNORECASE) is not None
+        if name == "datetime":
+            return value is None or _is_datetime(value)
+        if name == "decimal":
+            return value is None or _is_decimal(value)
+        if name in ("double", "float"):
+            return value is None or _FLOAT.fullmatch(value) is not None
+        if name in ("minlength", "maxlength"):
+            (limit,) = self._numbers(1)
+            if value is None:
+                return True
+            return len(value) >= limit if name == "minlength" else len(value) <= limit
+        if name == "length":
+            bounds = self._numbers((1, 2))
+            low, high = (bounds[0], bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+            return value is None or low <= len(value) <= high
+        if name in ("min", "max", "range"):
+            bounds = self._numbers(2 if name == "range" else 1)
+            if value is None:
+                return True
+            number = _parse_integer(value, _INT64)
+            if number is None:
+                return False
+            if name == "min":
+                return number >= bounds[0]
+            if name == "max":
+                return number <= bounds[0]
+            return bounds[0] <= number <= bounds[1]
+        if name == "regex":
+            try:
+                pattern = re.compile(self.argument or "", re.IGNORECASE)
+            except re.error as error:
+                raise RouteTemplateError(
+                    f"The constraint regex({self.argument}) is not valid: {error}"
+                ) from error
+            return value is None or pattern.search(value) is not None
+        if name == "required":
+            return value is None or value != ""
+        if name in ("file", "nonfile"):
+            return value is None or _is_file(value) == (name == "file")
+        raise RouteTemplateError(
+            f"The constraint reference '{self.name}' could not be resolved to a type. Register the "
+            "constraint type with 'Microsoft.AspNetCore.Routing.RouteOptions.ConstraintMap'."
+        )
+
+
+@dataclass(frozen=True)
+class RouteParameter:
+    """``{name}``, ``{name?}``, ``{name=default}``, ``{*name}``, with constraints after ``:``."""
+
+    name: str
+    constraints: tuple[RouteConstraint, ...] = ()
+    optional: bool = False
+    catch_all: bool = False
+    default: str | None = None
+
+    def accepts(self, value: str) -> bool:
+        return all(constraint.check(value) for constraint in self.constraints)
+
+
+def _split_constraints(text: str) -> list[str]:
+    """Split ``int:min(1):regex(^a:b$)`` at the colons outside a constraint's parentheses."""
+    parts: list[str] = []
+    depth = 0
+    current = ""
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        if char == ":" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return parts
+
+
+def _parse_parameter(text: str) -> RouteParameter:
+    """One parameter, the text between its braces (``RouteParameterParser``)."""
+    catch_all = text.startswith("*")
+    body = text.lstrip("*")
+    default: str | None = None
+    depth = 0
+    for index, char in enumerate(body):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "=" and depth <= 0:
+            body, default = body[:index], body[index + 1 :]
+            break
+    optional = body.endswith("?")
+    if optional:
+        body = body[:-1]
+    name, _, rest = body.partition(":")
+    if not re.fullmatch(r"[^{}/\\?*=:]+", name or "/"):
+        raise RouteTemplateError(f"The route parameter name '{name}' is invalid.")
+    if optional and default is not None:
+        raise RouteTemplateError("An optional parameter cannot have default value.")
+    if catch_all and optional:
+        raise RouteTemplateError("A catch-all parameter cannot be marked optional.")
+    constraints: list[RouteConstraint] = []
+    for part in _split_constraints(rest) if rest else []:
+        if "(" in part and part.endswith(")"):
+            constraint_name, argument = part.split("(", 1)
+            constraints.append(RouteConstraint(constraint_name, argument[:-1]))
+        else:
+            constraints.append(RouteConstraint(part))
+    return RouteParameter(name, tuple(constraints), optional, catch_all, default)
+
+
+#: A segment is literal text and parameters, in order.
+Segment = tuple[str | RouteParameter, ...]
+
+
+def _parse_segment(text: str) -> Segment:
+    parts: list[str | RouteParameter] = []
+    literal = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if text.startswith("{{", index) or text.startswith("}}", index):
+            literal += char
+            index += 2
+            continue
+        if char == "}":
+            raise RouteTemplateError("There is an incomplete parameter in the route template.")
+        if char == "{":
+            end = index + 1
+            while end < len(text) and not (text[end] == "}" and not text.startswith("}}", end)):
+                end += 2 if text.startswith("}}", end) else 1
+            if end >= len(text):
+                raise RouteTemplateError("There is an incomplete parameter in the route template.")
+            if literal:
+                parts.append(literal)
+                literal = ""
+            parameter_text = text[index + 1 : end].replace("}}", "}").replace("{{", "{")
+            parts.append(_parse_parameter(parameter_text))
+            index = end + 1
+            continue
+        if char == "?":
+            raise RouteTemplateError(
+                f"The literal section '{text}' is invalid. Literal sections cannot contain the '?' character."
+            )
+        literal += char
+        index += 1
+    if literal:
+        parts.append(literal)
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    """The route values of a match (a ``re.Match``-like ``groupdict``)."""
+
+    values: dict[str, str]
+
+    def groupdict(self) -> dict[str, str]:
+        return dict(self.values)
+
+
+def _decode_segment(segment: str) -> str:
+    """Kestrel's path decoding: percent-escapes decoded, except ``%2F`` which stays as is."""
+    return "%2F".join(unquote(piece) for piece in re.split("%2[fF]", segment))
+
+
+class RouteTemplate:
+    """An ASP.NET Core route template, matched as the legacy ``Route`` (``TemplateMatcher``) matches.
+
+    Literal segments compare case-insensitively; a parameter takes one whole,
+    non-empty segment (``{*path}`` and ``{**path}`` the rest of the path, if any,
+    and must come last); a segment may mix literals and parameters
+    (``{name}.{ext}``). Once the path runs out, the remaining segments must each
+    be an optional parameter (left out of the values), one with a default (the
+    default is its value) or a catch-all. One trailing slash is ignored. Every
+    constraint of a parameter must accept its value (``OptionalRouteConstraint``:
+    none is checked for an optional parameter without value).
+    """
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        text = template[2:] if template.startswith("~/") else template.lstrip("/")
+        segments = [] if text == "" else text.split("/")
+        if any(segment == "" for segment in segments):
+            raise RouteTemplateError(
+                "The route template separator character '/' cannot appear consecutively. It must be "
+                "separated by either a parameter or a literal value."
+            )
+        self.segments = [_parse_segment(segment) for segment in segments]
+        names: set[str] = set()
+        for index, segment in enumerate(self.segments):
+            for part in segment:
+                if not isinstance(part, RouteParameter):
+                    continue
+                if part.name.lower() in names:
+                    raise RouteTemplateError(
+                        f"The route parameter name '{part.name}' appears more than one time in the route "
+                        "template."
+                    )
+                names.add(part.name.lower())
+                if part.catch_all and (index != len(self.segments) - 1 or len(segment) != 1):
+                    raise RouteTemplateError(
+                        "A catch-all parameter can only appear as the last segment of the route template."
+                    )
+                if part.optional and len(segment) != 1 and part is not segment[-1]:
+                    raise RouteTemplateError("An optional parameter must be at the end of the segment.")
+        self._complex = [
+            self._segment_regex(segment) if len(segment) > 1 else None for segment in self.segments
+        ]
+
+    @staticmethod
+    def _segment_regex(segment: Segment) -> re.Pattern[str]:
+        pattern = ""
+        for number, part in enumerate(segment):
+            if isinstance(part, RouteParameter):
+                pattern += f"(?P<p{number}>.+)" + ("?" if part.optional else "")
+            else:
+                pattern += re.escape(part)
+        return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+
+    def fullmatch(self, path: str) -> RouteMatch | None:  # noqa: PLR0911, PLR0912 - TemplateMatcher's cases
+        """Match a request path (as sent, percent-encoded); :returns: the route values, or ``None``."""
+        text = path[1:] if path.startswith("/") else path
+        if text.endswith("/"):
+            text = text[:-1]
+        raw = [] if text == "" else text.split("/")
+        values: dict[str, str] = {}
+        for index, segment in enumerate(self.segments):
+            first = segment[0]
+            if isinstance(first, RouteParameter) and first.catch_all:
+                rest = "/".join(_decode_segment(s) for s in raw[index:])
+                if rest:
+                    if not first.accepts(rest):
+                        return None
+                    values[first.name] = rest
+                elif first.default is not None:
+                    values[first.name] = first.default
+                return RouteMatch(values)
+            if index >= len(raw):
+                if len(segment) != 1 or not isinstance(first, RouteParameter):
+                    return None
+                if first.default is not None:
+                    if not first.accepts(first.default):
+                        return None
+                    values[first.name] = first.default
+                elif not first.optional:
+                    return None
+                continue
+            value = _decode_segment(raw[index])
+            if not self._match_segment(index, segment, value, values):
+                return None
+        if len(raw) > len(self.segments):
+            return None
+        return RouteMatch(values)
+
+    def _match_segment(self, index: int, segment: Segment, value: str, values: dict[str, str]) -> bool:
+        if len(segment) == 1:
+            part = segment[0]
+            if isinstance(part, str):
+                return part.lower() == value.lower()
+            if not value or not part.accepts(value):
+                return False
+            values[part.name] = value
+            return True
+        regex = self._complex[index]
+        found = regex.fullmatch(value) if regex is not None else None
+        if found is None:
+            return False
+        for number, part in enumerate(segment):
+            if isinstance(part, RouteParameter):
+                captured = found[f"p{number}"]
+                if captured is None:
+                    continue
+                if not part.accepts(captured):
+                    return False
+                values[part.name] = captured
+        return True
+
+    def __repr__(self) -> str:
+        return f"RouteTemplate({self.template!r})"
+
+
+def route_pattern(prefix: str, template: str) -> RouteTemplate:
+    """The route the host maps: ``<prefix>/<template>`` (just the template when the prefix is empty)."""
+    return RouteTemplate(f"{prefix}/{template}" if prefix else template)
+
+
+# --------------------------------------------------------------------------------------------------
+# Functions
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """One HTTP-triggered function folder, loaded, with its route."""
+
+    name: str
+    folder: Path
+    route: RouteTemplate
+    methods: frozenset[str] | None
+    function: LoadedFunction
+    disabled: bool = False
+    #: The name of its ``http`` output binding: ``$return``, a parameter, or ``None`` (no response).
+    http_output: str | None = None
+
+    def accepts(self, method: str) -> bool:
+        """``HttpMethodRouteConstraint``: no ``methods`` is every method; names compare in any case."""
+        return self.methods is None or method.upper() in self.methods
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.route.fullmatch(path)
+        return None if found is None else found.groupdict()
 
 
 def _function_folders(root: Path, trigger_type: str) -> list[tuple[Path, dict[str, Any], dict[str, Any]]]:
-    """Each enabled function folder under ``root`` with a ``trigger_type`` trigger, its config and binding."""
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    """Each function folder under ``root`` with a ``trigger_type`` trigger, its config and binding.
+
+    In the host's order (``FunctionMetadataManager``: by name, case ignored). A
+    folder whose name the host refuses (``Utility.IsValidFunctionName``) or
+    whose ``function.json`` is not JSON is logged as in error and skipped.
+    """
     found = []
-    for config_path in sorted(root.glob("*/function.json")):
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        trigger = next((b for b in config.get("bindings", []) if b.get("type") == trigger_type), None)
-        if trigger is not None and not config.get("disabled"):
-            found.append((config_path.parent, config, trigger))
+    for config_path in sorted(root.glob("*/function.json"), key=lambda p: p.parent.name.lower()):
+        name = config_path.parent.name
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            logger.error("The '%s' function is in error: %s", name, error)
+            continue
+        bindings = config.get("bindings") or []
+        trigger = next((b for b in bindings if str(b.get("type", "")).lower() == trigger_type.lower()), None)
+        if trigger is None:
+            continue
+        if not _FUNCTION_NAME.fullmatch(name):
+            logger.error("The '%s' function is in error: '%s' is not a valid function name.", name, name)
+            continue
+        found.append((config_path.parent, config, trigger))
     return found
 
 
-def discover_functions(root: Path) -> list[HttpFunction]:
-    """Import every HTTP-triggered function folder under ``root``."""
-    prefix = route_prefix(root)
-    functions = []
+def _load(folder: Path, config: Mapping[str, Any], trigger: Mapping[str, Any]) -> LoadedFunction:
+    """Load a function as the worker does.
+
+    A function the worker cannot load (an import error, a signature that does not
+    match ``function.json``) stays in the host, as it does there: its load error is
+    logged, and each invocation of it fails with that error.
+    """
+    trigger_type = str(trigger.get("type"))
+    try:
+        return load_function(folder, config, trigger_type)
+    except Exception as error:
+        logger.exception("Worker failed to load function: '%s'", folder.name)
+        return failed_function(folder, config, trigger_type, error)
+
+
+def _routes_conflict(
+    route: str, methods: frozenset[str] | None, other: str, others: frozenset[str] | None
+) -> bool:
+    """``ScriptHost.HttpRoutesConflict``: the same route (case ignored) and a method in common."""
+    if route.strip("/").lower() != other.strip("/").lower():
+        return False
+    return methods is None or others is None or bool(methods & others)
+
+
+def discover_functions(root: Path, environ: Mapping[str, str] | None = None) -> list[HttpFunction]:
+    """Load every HTTP-triggered function folder under ``root``, in the host's route order.
+
+    :raises RouteTemplateError: a route template the host could not map (its start fails).
+    """
+    environ = os.environ if environ is None else environ
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    prefix = route_prefix(root, environ)
+    functions: list[HttpFunction] = []
+    routes: dict[str, tuple[str, frozenset[str] | None]] = {}
     for folder, config, trigger in _function_folders(root, "httpTrigger"):
-        main = _load_entry_point(folder, config)
-        methods = frozenset(m.upper() for m in trigger.get("methods") or _ALL_METHODS)
-        functions.append(
-            HttpFunction(
-                name=folder.name,
-                folder=folder,
-                pattern=route_pattern(prefix, trigger.get("route") or folder.name),
-                methods=methods,
-                parameter=trigger.get("name", "req"),
-                main=main,
-                takes_context="context" in inspect.signature(main).parameters,
+        name = folder.name
+        route = str(trigger.get("route") or "").strip() or name
+        listed = trigger.get("methods")
+        methods = frozenset(str(m).upper() for m in listed) if listed else None
+        if route.strip("/").lower().startswith(("admin", "runtime")):
+            logger.error(
+                "The '%s' function is in error: %s",
+                name,
+                "The specified route conflicts with one or more built in routes.",
             )
+            continue
+        conflict = next((o for o, (r, m) in routes.items() if _routes_conflict(route, methods, r, m)), None)
+        if conflict is not None:
+            logger.error(
+                "The '%s' function is in error: The route specified conflicts with the route defined by "
+                "function '%s'.",
+                name,
+                conflict,
+            )
+            continue
+        try:
+            template = route_pattern(prefix, route)
+        except RouteTemplateError as error:
+            raise RouteTemplateError(
+                f"The route '{route}' of function '{name}' is invalid: {error}"
+            ) from error
+        loaded = _load(folder, config, trigger)
+        routes[name] = (route, methods)
+        output = next(
+            (
+                str(b.get("name"))
+                for b in config.get("bindings", [])
+                if str(b.get("type", "")).lower() == "http" and str(b.get("direction", "")).lower() == "out"
+            ),
+            None,
         )
+        function = HttpFunction(name, folder, template, methods, loaded, is_disabled(name, environ), output)
+        functions.append(function)
     return functions
 
 
 def discover_queue_functions(root: Path, environ: Mapping[str, str] | None = None) -> list[QueueFunction]:
-    """Import every queue-triggered function folder under ``root`` whose binding resolves.
+    """Load every queue-triggered function folder under ``root`` whose binding resolves.
 
     As the host indexes functions: a folder whose ``queueName`` names an
     undefined ``%setting%``, or whose ``connection`` resolves to nothing, is
-    logged as in error and neither imported nor run; the others still are.
+    logged as in error and neither imported nor run; the others still are. A
+    disabled function is loaded (the host sends the worker every function) but
+    not listened for.
     """
     environ = os.environ if environ is None else environ
     functions = []
@@ -285,27 +832,67 @@ def discover_queue_functions(root: Path, environ: Mapping[str, str] | None = Non
         except FunctionIndexingError as error:
             logger.error("The '%s' function is in error: %s", folder.name, error)
             continue
-        main = _load_entry_point(folder, config)
-        takes_context = "context" in inspect.signature(main).parameters
-        entry = EntryPoint(folder.name, folder, main, trigger.parameter, takes_context)
-        functions.append(QueueFunction(trigger=trigger, invoke=entry))
+        loaded = _load(folder, config, binding)
+        if is_disabled(folder.name, environ):
+            logger.info("Function '%s' is disabled", folder.name)
+            continue
+        functions.append(QueueFunction(trigger=trigger, invoke=_invoker(loaded)))
     return functions
 
 
-def _load_entry_point(folder: Path, config: Mapping[str, Any]) -> Callable[..., Any]:
-    script = folder / config.get("scriptFile", "__init__.py")
-    spec = importlib.util.spec_from_file_location(
-        folder.name,
-        script,
-        submodule_search_locations=[str(folder)] if script.name == "__init__.py" else None,
-    )
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {script}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[folder.name] = module
-    spec.loader.exec_module(module)
-    entry: Callable[..., Any] = getattr(module, config.get("entryPoint", "main"))
-    return entry
+def discover_timer_functions(root: Path, environ: Mapping[str, str] | None = None) -> list[TimerFunction]:
+    """Load every timer-triggered function folder under ``root`` whose schedule resolves.
+
+    As for queues: an undefined ``%setting%`` or a schedule neither NCRONTAB nor a
+    TimeSpan puts the function in error (logged; not imported, not run); a
+    disabled function is loaded but its timer does not start.
+    """
+    environ = os.environ if environ is None else environ
+    functions = []
+    for folder, config, binding in _function_folders(root, "timerTrigger"):
+        try:
+            trigger = TimerTrigger.from_binding(folder.name, binding, environ)
+        except FunctionIndexingError as error:
+            logger.error("The '%s' function is in error: %s", folder.name, error)
+            continue
+        loaded = _load(folder, config, binding)
+        if is_disabled(folder.name, environ):
+            logger.info("Function '%s' is disabled", folder.name)
+            continue
+        functions.append(TimerFunction(trigger=trigger, invoke=_invoker(loaded)))
+    return functions
+
+
+def _invoker(loaded: LoadedFunction) -> Callable[[Any, str], Any]:
+    def invoke(value: Any, invocation_id: str) -> Any:
+        return loaded.invoke(value, invocation_id).return_value
+
+    return invoke
+
+
+# --------------------------------------------------------------------------------------------------
+# Serving
+
+
+class BodyTooLarge(Exception):
+    """``BadHttpRequestException`` (``RequestBodyTooLarge``), raised when the body is read."""
+
+
+def _joined(pairs: Sequence[tuple[str, str]], *, lower: bool) -> dict[str, str]:
+    """Values of the same name (any case) joined with ``,``, as ``StringValues.ToString()`` joins them."""
+    grouped: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        names.setdefault(key, key if lower else name)
+        grouped.setdefault(key, []).append(value)
+    return {names[key]: ",".join(values) for key, values in grouped.items()}
+
+
+def query_parameters(query: str) -> dict[str, str]:
+    """``request.Query`` as the host sends it to the worker: repeated keys joined, empty values dropped."""
+    joined = _joined(parse_qsl(query, keep_blank_values=True), lower=False)
+    return {name: value for name, value in joined.items() if value}
 
 
 class FunctionsRequestHandler(BaseHTTPRequestHandler):
@@ -320,6 +907,7 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
     def do_request(self) -> None:
         started = time.perf_counter()
         self.invocation_id = "-"
+        self.cors_headers: dict[str, str] = {}
         status = self._serve()
         elapsed_ms = (time.perf_counter() - started) * 1000
         path = urlsplit(self.path).path
@@ -341,107 +929,152 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> int:
         url = urlsplit(self.path)
+        cors = self.server.cors
         origin = self.headers.get("Origin")
-        if self.command == "OPTIONS" and origin and self.headers.get("Access-Control-Request-Method"):
-            return self._preflight(origin)
+        if cors is not None and origin is not None:
+            requested_method = self.headers.get("Access-Control-Request-Method")
+            if self.command.upper() == "OPTIONS" and requested_method is not None:
+                # CorsMiddleware answers every preflight itself, before routing.
+                self._discard_body()
+                requested = self.headers.get_all("Access-Control-Request-Headers") or []
+                return self._send(204, cors.preflight(origin, requested_method, requested), b"")
+            self.cors_headers = cors.actual(origin)
+        found = self.server.route(url.path, self.command)
+        if found is None:
+            self._discard_body()
+            return self._send(404, {}, b"")
+        function, route_params = found
+        if function.disabled:
+            self._discard_body()
+            return self._send(404, {}, b"")
         try:
             body = self._read_body()
-        except ValueError:
-            return self._send(413, {}, b"")
-        for function in self.server.functions:
-            route_params = function.match(url.path)
-            if route_params is None:
-                continue
-            if self.command not in function.methods:
-                continue
-            request = func.HttpRequest(
-                method=self.command,
-                url=f"http://{self.headers.get('Host', 'localhost')}{self.path}",
-                headers=self._forwarded_headers(),
-                params=dict(parse_qsl(url.query, keep_blank_values=True)),
-                route_params=route_params,
-                body=body,
+        except BodyTooLarge:
+            logger.error(
+                "Executed 'Functions.%s' (Failed): Exception binding parameter '%s': Request body too large. "
+                "The max request body size is %d bytes.",
+                function.name,
+                function.function.trigger.name,
+                self.server.body_limit,
             )
-            return self._invoke(function, request, origin)
-        return self._send(404, self._cors_headers(origin), b"")
+            self.close_connection = True
+            return self._send(500, {"Connection": "close"}, b"")
+        except ValueError:
+            self.close_connection = True
+            return self._send(400, {"Connection": "close"}, b"")
+        request = func.HttpRequest(
+            method=self.command,
+            url=f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+            headers=self._forwarded_headers(),
+            params=query_parameters(url.query),
+            route_params=route_params,
+            body=body,
+        )
+        return self._invoke(function, request)
 
     def _forwarded_headers(self) -> dict[str, str]:
-        """The request's headers as the platform's front end passes them on.
+        """The request's headers as the host passes them on (``ToRpcHttp``).
 
-        Like Azure's front ends, append the address of the connection's peer
-        (``IP:port``) to ``X-Forwarded-For``, after whatever the client sent.
+        Names lower-cased, repeated headers joined with ``,``. Like Azure's front
+        ends, the address of the connection's peer (``IP:port``) is appended to
+        ``X-Forwarded-For``, after whatever the client sent.
         """
-        headers = {name: value for name, value in self.headers.items() if name.lower() != "x-forwarded-for"}
+        pairs = [(n, v) for n, v in self.headers.items() if n.lower() != "x-forwarded-for"]
+        headers = _joined(pairs, lower=True)
         host, port = self.client_address[:2]
         peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        headers["X-Forwarded-For"] = ", ".join([*self.headers.get_all("X-Forwarded-For", []), peer])
+        headers["x-forwarded-for"] = ", ".join([*self.headers.get_all("X-Forwarded-For", []), peer])
         return headers
 
-    def _invoke(self, function: HttpFunction, request: func.HttpRequest, origin: str | None) -> int:
+    def _invoke(self, function: HttpFunction, request: func.HttpRequest) -> int:
+        invocation_id = str(uuid.uuid4())
+        self.invocation_id = invocation_id
         try:
-            invocation_id, response = function.call(request)
-            self.invocation_id = invocation_id
-            if not isinstance(response, func.HttpResponse):
-                raise TypeError(f"{function.name} returned {type(response).__name__}, not HttpResponse")
+            invocation = function.function.invoke(request, invocation_id)
+            if function.http_output is None:
+                response = None
+            elif function.http_output == "$return":
+                response = encode_http_response(invocation.return_value)
+            elif function.http_output in invocation.outputs:
+                response = encode_http_response(invocation.outputs[function.http_output])
+            else:
+                response = None  # nothing set: the host's OkResult
         except Exception:
-            logger.exception("Function %s failed", function.name)
-            return self._send(500, self._cors_headers(origin), b"")
-        headers = dict(response.headers.items())
-        headers.setdefault("Content-Type", response.mimetype or "text/plain")
-        headers.update(self._cors_headers(origin))
-        return self._send(response.status_code, headers, response.get_body() or b"")
+            logger.exception("Executed 'Functions.%s' (Failed, Id=%s)", function.name, invocation_id)
+            return self._send(500, {}, b"")
+        if response is None:
+            return self._send(200, {}, b"")
+        return self._send(response.status_code, response.headers, response.body, cookies=response.cookies)
+
+    def _content_length(self) -> int | None:
+        """The declared body length; ``None`` for a chunked body. :raises ValueError: a bad header."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return None
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return 0
+        if not value.strip().isdigit():
+            raise ValueError("bad Content-Length")
+        return int(value)
 
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            raise ValueError("request too large")
+        """The body the function gets: only a ``Content-Length`` one (``request.ContentLength > 0``).
+
+        :raises BodyTooLarge: longer than the limit; it is left unread.
+        """
+        length = self._content_length()
+        if length is None:
+            self._read_chunked()
+            logger.warning("A chunked request body is not passed to the function, as by the Functions host")
+            return b""
+        if length > self.server.body_limit:
+            raise BodyTooLarge
         return self.rfile.read(length) if length > 0 else b""
 
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
+    def _discard_body(self) -> None:
+        """Consume a body no function reads; close the connection rather than read one too large."""
+        try:
+            length = self._content_length()
+            if length is None:
+                self._read_chunked()
+            elif length > self.server.body_limit:
+                self.close_connection = True
+            elif length > 0:
+                self.rfile.read(length)
+        except (ValueError, BodyTooLarge):
+            self.close_connection = True
+
+    def _read_chunked(self) -> None:
         total = 0
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:
                 while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                     pass
-                return b"".join(chunks)
+                return
             total += size
-            if total > MAX_REQUEST_BYTES:
-                raise ValueError("request too large")
-            chunks.append(self.rfile.read(size))
+            if total > self.server.body_limit:
+                raise BodyTooLarge
+            self.rfile.read(size)
             self.rfile.readline()
 
-    def _preflight(self, origin: str) -> int:
-        headers = self._cors_headers(origin)
-        if headers:
-            headers["Access-Control-Allow-Methods"] = self.headers.get("Access-Control-Request-Method", "")
-            requested = self.headers.get("Access-Control-Request-Headers")
-            if requested:
-                headers["Access-Control-Allow-Headers"] = requested
-            headers["Access-Control-Max-Age"] = "600"
-        return self._send(204, headers, b"")
-
-    def _cors_headers(self, origin: str | None) -> dict[str, str]:
-        config = self.server.config
-        if not origin or not config.cors_origins:
-            return {}
-        if "*" in config.cors_origins and not config.cors_credentials:
-            return {"Access-Control-Allow-Origin": "*"}
-        if "*" in config.cors_origins or origin in config.cors_origins:
-            headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-            if config.cors_credentials:
-                headers["Access-Control-Allow-Credentials"] = "true"
-            return headers
-        return {}
-
-    def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> int:
+    def _send(
+        self,
+        status: int,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]],
+        body: bytes,
+        *,
+        cookies: Sequence[str] = (),
+    ) -> int:
         self.send_response(status)
-        for name, value in headers.items():
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        for name, value in [*pairs, *self.cors_headers.items()]:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(name, value)
+        for cookie in cookies:
+            self.send_header("Set-Cookie", cookie)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -455,7 +1088,7 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
 class DevHost(ThreadingHTTPServer):
     """The HTTP server: one thread a request, like the Python worker's thread pool.
 
-    Its queue listeners (if any) run while it serves: :meth:`serve_forever`
+    Its queue and timer listeners (if any) run while it serves: :meth:`serve_forever`
     starts them, :meth:`server_close` stops them.
     """
 
@@ -469,26 +1102,46 @@ class DevHost(ThreadingHTTPServer):
         functions: list[HttpFunction],
         config: HostConfig,
         queues: QueueHost | None = None,
+        timers: TimerHost | None = None,
+        *,
+        body_limit: int = MAX_REQUEST_BYTES,
     ) -> None:
         # Before binding: a failed bind calls server_close.
         self.queues = queues or QueueHost([], QueuesOptions())
-        self._queues_started = False
+        self.timers = timers or TimerHost([])
+        self._listeners_started = False
+        self.cors = config.cors  # ValueError for '*' with credentials, as the policy builder throws
         super().__init__(address, FunctionsRequestHandler)
         self.functions = functions
         self.config = config
+        self.body_limit = body_limit
+
+    def route(self, path: str, method: str) -> tuple[HttpFunction, dict[str, str]] | None:
+        """The first function, in the host's order, whose route and methods match."""
+        for function in self.functions:
+            if not function.accepts(method):
+                continue
+            values = function.match(path)
+            if values is not None:
+                return function, values
+        return None
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Start the queue listeners, then serve HTTP until :meth:`shutdown`."""
-        if not self._queues_started:
-            self._queues_started = True
+        """Start the queue and timer listeners, then serve HTTP until :meth:`shutdown`."""
+        if not self._listeners_started:
+            self._listeners_started = True
             self.queues.start()
+            self.timers.start()
         super().serve_forever(poll_interval)
 
     def server_close(self) -> None:
-        """Stop the queue listeners (letting invocations in flight finish), then close the socket."""
-        if self._queues_started:
-            self._queues_started = False
+        """Stop the listeners (letting invocations in flight finish), then close the socket."""
+        if self._listeners_started:
+            self._listeners_started = False
+            deadline = time.monotonic() + SHUTDOWN_TIMEOUT
+            self.timers.stop_timers()
             self.queues.stop(SHUTDOWN_TIMEOUT)
+            self.timers.stop(max(0.0, deadline - time.monotonic()))
         super().server_close()
 
 
@@ -497,16 +1150,32 @@ def build_host(root: Path, host: str, port: int | None, settings: Path | None = 
     config = load_local_settings(settings or root / "local.settings.json")
     functions = discover_functions(root)
     queue_functions = discover_queue_functions(root)
+    timer_functions = discover_timer_functions(root)
     options = QueuesOptions()
     if queue_functions:
         section = HostJson.load(root).section("extensions", "queues")
         options = QueuesOptions.from_settings(section, os.environ)
     queues = QueueHost(queue_functions, options)
-    return DevHost((host, config.port if port is None else port), functions, config, queues)
+    timers = TimerHost(timer_functions, root=root, environ=os.environ)
+    return DevHost(
+        (host, config.port if port is None else port),
+        functions,
+        config,
+        queues,
+        timers,
+        body_limit=request_body_limit(),
+    )
 
 
 #: Environment variables that configure this service (or the platform it reads them from).
-APP_SETTING_PREFIXES = ("AUTH_", "ACCOUNTS_", "AzureWebJobsStorage", "WEBSITE_", HOST_JSON_OVERRIDE_PREFIX)
+APP_SETTING_PREFIXES = (
+    "AUTH_",
+    "ACCOUNTS_",
+    "AzureWebJobs",  # AzureWebJobsStorage, AzureWebJobs.<name>.Disabled
+    "WEBSITE_",
+    "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT",
+    HOST_JSON_OVERRIDE_PREFIX,
+)
 
 
 def app_environment(settings: Mapping[str, str]) -> dict[str, str]:
@@ -545,7 +1214,7 @@ def spawn(
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Like Ctrl-C: unwind serve_forever, so that shutdown drains the queue listeners.
+    # Like Ctrl-C: unwind serve_forever, so that shutdown drains the queue and timer listeners.
     raise KeyboardInterrupt
 
 
@@ -560,12 +1229,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
-    server = build_host(args.root.resolve(), args.host, args.port, args.settings)
+    try:
+        server = build_host(args.root.resolve(), args.host, args.port, args.settings)
+    except (RouteTemplateError, ValueError) as error:
+        logger.error("The host cannot start: %s", error)
+        raise SystemExit(1) from error
     bound_host, bound_port = server.server_address[:2]
     for function in server.functions:
-        logger.info(
-            "%s: [%s] %s", function.name, ",".join(sorted(function.methods)), function.pattern.pattern
-        )
+        methods = ",".join(sorted(function.methods)) if function.methods else "all"
+        disabled = " (disabled)" if function.disabled else ""
+        logger.info("%s: [%s] %s%s", function.name, methods, function.route.template, disabled)
     for queue_function in server.queues.functions:
         trigger = queue_function.trigger
         logger.info(
@@ -576,9 +1249,20 @@ def main(argv: list[str] | None = None) -> None:
         )
     if server.queues.functions:
         logger.info("Queue options: %s", server.queues.options)
+    for timer_function in server.timers.functions:
+        trigger_info = timer_function.trigger
+        logger.info(
+            "%s: timerTrigger %s (runOnStartup %s, useMonitor %s)",
+            timer_function.name,
+            trigger_info.schedule.describe(),
+            trigger_info.run_on_startup,
+            trigger_info.use_monitor,
+        )
     print(f"Serving {len(server.functions)} functions on http://{bound_host!s}:{bound_port}", flush=True)
     if server.queues.functions:
         print(f"Listening to queues for {len(server.queues.functions)} functions", flush=True)
+    if server.timers.functions:
+        print(f"Running timers for {len(server.timers.functions)} functions", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()
