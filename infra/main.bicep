@@ -269,6 +269,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_MAIL_FROM: 'DoNotReply@${mailDomain.properties.mailFromSenderDomain}'
       // Links in mails open the bundle's reset and verification pages on the app's own host name.
       AUTH_PUBLIC_BASE_URL: 'https://${app.properties.defaultHostName}'
+      // The cleanup/ timer's schedule (NCRONTAB, with seconds): hourly, on the hour. The host reads it.
+      AUTH_CLEANUP_SCHEDULE: '0 0 * * * *'
     }
     dependsOn: [tableAccess, blobAccess, secretAccess, encryptionKeyAccess, queueAccess, mailAccess]
   }

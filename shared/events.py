@@ -28,7 +28,8 @@ admin_<command>           INFO     python -m tools.admin changed or exported an 
                                    unlock, revoke, reset_mfa, export, delete)
 password_changed          INFO     a password was changed
 password_check_failed     WARNING  a wrong current password on password/delete (``reason``)
-account_deleted           INFO     an account was deleted
+account_deleted           INFO     an account was deleted (``reason=unverified`` by the cleanup)
+cleanup_finished          INFO     a scheduled cleanup run (``deleted_<kind>=N``, ``changed``, ``complete``)
 legacy_token_accepted     INFO     a Mobile Services token passed the gate
 password_reset_requested  INFO     /api/password/forgot queued a reset mail (for any email)
 password_reset_completed  INFO     a reset code set a new password

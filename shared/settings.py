@@ -39,6 +39,8 @@ from shared.throttling import AddressLimits, LockoutPolicy, RateLimit
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, appservice_signing_key, zumo_signing_key
 
 __all__ = [
+    "CLEANUP_SCHEDULE_SETTING",
+    "CleanupSettings",
     "MfaSettings",
     "Settings",
     "StorageSettings",
@@ -61,6 +63,11 @@ _MAX_TRUSTED_PROXIES = 10
 _QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]")  # leaves room for "-poison"
 _MIN_CODE_LIFETIME, _MAX_CODE_LIFETIME = 60, 3600
 _MIN_IDLE_SECONDS = 4
+_MAX_UNVERIFIED_DAYS = 3650
+#: When ``cleanup`` runs (NCRONTAB, six fields): read by the Functions host from
+#: ``cleanup/function.json`` (``%AUTH_CLEANUP_SCHEDULE%``), never by this code. The host
+#: reports the function in error while it is unset, so every settings source sets it.
+CLEANUP_SCHEDULE_SETTING = "AUTH_CLEANUP_SCHEDULE"
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -107,6 +114,18 @@ class MfaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CleanupSettings:
+    """The scheduled cleanup (:mod:`shared.cleanup`); its schedule is the host's (``AUTH_CLEANUP_SCHEDULE``).
+
+    ``unverified_max_age`` (``AUTH_UNVERIFIED_MAX_DAYS``): under
+    ``AUTH_REQUIRE_VERIFIED_EMAIL``, an account that registered under it and
+    whose email is still not verified this long after is deleted, freeing the email.
+    """
+
+    unverified_max_age: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the service, validated."""
 
@@ -125,6 +144,7 @@ class Settings:
     session_idle: timedelta | None = None
     #: ``AUTH_MAX_SESSIONS``: beyond it, the least recently used session ends.
     max_sessions: int = 50
+    cleanup: CleanupSettings = field(default_factory=CleanupSettings)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -147,7 +167,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         mfa=_mfa_settings(reader),
         session_idle=_session_idle(reader),
         max_sessions=reader.integer("AUTH_MAX_SESSIONS", default=50, minimum=1, maximum=200),
+        cleanup=_cleanup_settings(reader),
     )
+
+
+def _cleanup_settings(reader: _Reader) -> CleanupSettings:
+    days = reader.integer("AUTH_UNVERIFIED_MAX_DAYS", default=7, minimum=1, maximum=_MAX_UNVERIFIED_DAYS)
+    return CleanupSettings(unverified_max_age=timedelta(days=days))
 
 
 def _session_idle(reader: _Reader) -> timedelta | None:

@@ -76,6 +76,8 @@ APP_SETTINGS = (
     "AUTH_MFA_CHALLENGE_SECONDS",
     "AUTH_SESSION_IDLE_SECONDS",
     "AUTH_MAX_SESSIONS",
+    "AUTH_CLEANUP_SCHEDULE",
+    "AUTH_UNVERIFIED_MAX_DAYS",
 )
 
 pytest_plugins = ["tests.mailtest"]
@@ -158,6 +160,7 @@ def app_settings_for(connection_string: str) -> dict[str, str]:
         "AUTH_RATE_LIMIT_REGISTER": "0",
         "AUTH_RATE_LIMIT_LOGIN": "0",
         "AUTH_ENCRYPTION_KEY": secrets.token_hex(32),
+        "AUTH_CLEANUP_SCHEDULE": "0 0 * * * *",
     }
 
 

@@ -230,3 +230,12 @@ class TestInfrastructure:
         assert settings.mail.queue.name == "auth-mail"
         assert settings.mail.queue.endpoint == "https://st1.queue.core.windows.net/"
         assert settings.mail.queue.connection_string is None
+
+    def test_cleanup_schedule_is_set_hourly_where_the_host_reads_it(self) -> None:
+        """Bicep sets AUTH_CLEANUP_SCHEDULE hourly, as the example does; cleanup/function.json names it."""
+        (trigger,) = json.loads((PROJECT_ROOT / "cleanup" / "function.json").read_text())["bindings"]
+        assert trigger["type"] == "timerTrigger"
+        assert trigger["schedule"] == "%AUTH_CLEANUP_SCHEDULE%"
+        example = json.loads((PROJECT_ROOT / "local.settings.json.example").read_text())["Values"]
+        assert bicep_app_settings()["AUTH_CLEANUP_SCHEDULE"] == f"'{example['AUTH_CLEANUP_SCHEDULE']}'"
+        assert example["AUTH_CLEANUP_SCHEDULE"] == "0 0 * * * *", "NCRONTAB with seconds: on the hour"

@@ -239,6 +239,7 @@ def test_old_settings_file_gets_the_mail_settings_it_lacks(tmp_path: Path) -> No
         "AUTH_MAIL_FROM",
         "AUTH_PUBLIC_BASE_URL",
         "AUTH_ENCRYPTION_KEY",
+        "AUTH_CLEANUP_SCHEDULE",
     }
     from_example = set(added) - {"AUTH_ENCRYPTION_KEY"}
     assert {name: values[name] for name in from_example} == {name: example[name] for name in from_example}
@@ -271,6 +272,12 @@ def test_a_chosen_transport_gets_no_catcher_settings(tmp_path: Path, transport: 
     added = add_missing_settings(target)
 
     values = json.loads(target.read_text())["Values"]
-    assert set(added) == {"AUTH_MAIL_QUEUE", "AUTH_MAIL_FROM", "AUTH_PUBLIC_BASE_URL", "AUTH_ENCRYPTION_KEY"}
+    assert set(added) == {
+        "AUTH_MAIL_QUEUE",
+        "AUTH_MAIL_FROM",
+        "AUTH_PUBLIC_BASE_URL",
+        "AUTH_ENCRYPTION_KEY",
+        "AUTH_CLEANUP_SCHEDULE",
+    }
     assert values == OLD_VALUES | transport | {name: values[name] for name in added}
     assert "AUTH_MAIL_SMTP_SECURITY" not in values

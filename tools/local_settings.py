@@ -2,9 +2,9 @@
 
 ``python -m tools.local_settings`` does nothing when the file exists, so a key
 once generated stays (and tokens issued with it stay valid across restarts).
-A file from before mail was added lacks the mail settings; ``make run`` adds
-them from the example (:func:`add_missing_settings`), never changing a
-value already there.
+A file from before mail was added lacks the mail settings, and one from before
+the cleanup its schedule; ``make run`` adds them from the example
+(:func:`add_missing_settings`), never changing a value already there.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ EXAMPLE = PROJECT_ROOT / "local.settings.json.example"
 SMTP_SETTINGS = ("AUTH_MAIL_SMTP_HOST", "AUTH_MAIL_SMTP_PORT", "AUTH_MAIL_SMTP_SECURITY")
 #: The rest of the mail settings of the example, each added when missing.
 MAIL_SETTINGS = ("AUTH_MAIL_QUEUE", "AUTH_MAIL_FROM", "AUTH_APP_NAME", "AUTH_PUBLIC_BASE_URL")
+#: Named as ``%SETTING%`` in a function.json: the host reports the function in error while unset.
+HOST_SETTINGS = ("AUTH_CLEANUP_SCHEDULE",)
 #: A file naming either of these has chosen its mail transport: the catcher's settings stay out.
 TRANSPORTS = ("AUTH_MAIL_SMTP_HOST", "AUTH_MAIL_ACS_ENDPOINT")
 
@@ -71,7 +73,7 @@ def missing_mail_settings(values: Mapping[str, object], example: Mapping[str, ob
 
 
 def add_missing_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> list[str]:
-    """Add what an existing ``target`` lacks (the example's mail settings, an encryption key).
+    """Add what an existing ``target`` lacks (the example's mail and host settings, an encryption key).
 
     Values already in ``target`` are kept as they are; nothing is written when
     nothing is missing (or ``target`` does not exist).
@@ -84,6 +86,7 @@ def add_missing_settings(target: Path = PROJECT_ROOT / "local.settings.json") ->
     example = json.loads(EXAMPLE.read_text(encoding="utf-8"))["Values"]
     values = document.setdefault("Values", {})
     missing = missing_mail_settings(values, example)
+    missing |= {name: example[name] for name in HOST_SETTINGS if name not in values and name in example}
     if not values.get("AUTH_ENCRYPTION_KEY"):
         # A file from before the second factor: give it its own key, as a new file gets.
         missing["AUTH_ENCRYPTION_KEY"] = secrets.token_hex(32)
