@@ -146,6 +146,9 @@ def test_run_serves_until_interrupted(tmp_path: Path) -> None:
         output = run.stop("ctrl-c")  # what Ctrl-C in a terminal does
     assert run.process.returncode == 0, output
     assert "Stopped." in output
+    assert "cleanup: timerTrigger" in output, "the cleanup runs on its schedule (AUTH_CLEANUP_SCHEDULE)"
+    assert "Running timers for 1 functions" in output
+    assert "is in error" not in output, output
     run.assert_all_stopped()
 
 
