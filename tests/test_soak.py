@@ -1,4 +1,4 @@
-"""A short soak (make soak runs minutes): mixed traffic, a storage restart, then a full check."""
+"""A short soak (make soak runs minutes): mixed traffic, a storage restart, the cleanup, then a full check."""
 
 from __future__ import annotations
 
@@ -14,3 +14,4 @@ def test_soak_with_a_storage_restart() -> None:
     assert report.unreachable_accounts == [], report.summary()
     assert report.phantom_accounts == [], report.summary()
     assert report.attempt_counters > 20, "the per-address limits counted the clients' addresses"
+    assert report.table_flat, "the cleanup keeps the other rows from growing: " + report.summary()
