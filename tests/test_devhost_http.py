@@ -7,7 +7,6 @@ its functions answer with (and record in ``records.jsonl``) what they received.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.throwaway import ThrowawayApp, write_app
 from tools import devhost
-from tools.azurite import free_port
 from tools.devhost import CorsPolicy, RouteTemplate, RouteTemplateError, query_parameters, route_pattern
 
 #: Answers with what it received, and records it.
@@ -110,12 +109,8 @@ def http_function(
 
 
 @dataclass
-class HttpApp:
+class HttpApp(ThrowawayApp):
     """A throwaway function app served by ``python -m tools.devhost``."""
-
-    root: Path
-    process: subprocess.Popen[bytes] | None = None
-    port: int = 0
 
     @classmethod
     def write(
@@ -125,43 +120,12 @@ class HttpApp:
         settings: dict[str, Any],
         functions: dict[str, tuple[dict[str, Any], str]],
     ) -> HttpApp:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "host.json").write_text(json.dumps(host_json))
-        (root / "local.settings.json").write_text(json.dumps(settings))
-        for name, (config, source) in functions.items():
-            (root / name).mkdir()
-            (root / name / "function.json").write_text(json.dumps(config))
-            (root / name / "__init__.py").write_text(source)
+        write_app(root, host_json, settings, functions)
         return cls(root)
 
     def start(self) -> HttpApp:
-        self.port = free_port()
-        with (self.root / "host.log").open("wb") as log:
-            self.process = devhost.spawn(
-                self.port,
-                self.root / "local.settings.json",
-                devhost.app_environment({}),
-                root=self.root,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        self.spawn(devhost.app_environment({}))
         return self
-
-    def stop(self) -> int:
-        if self.process is None:
-            return 0
-        self.process.terminate()
-        status = self.process.wait(timeout=30)
-        self.process = None
-        return status
-
-    @property
-    def log(self) -> str:
-        return (self.root / "host.log").read_text("utf-8", "replace")
-
-    def records(self) -> list[dict[str, Any]]:
-        path = self.root / "records.jsonl"
-        return [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return requests.request(method, f"http://127.0.0.1:{self.port}{path}", timeout=10, **kwargs)
@@ -301,7 +265,7 @@ class TestDisabled:
     def test_disabled_route_still_shadows_later_ones(self, app: HttpApp) -> None:
         """The disabled function keeps its route (first by name), so a later match is not reached."""
         assert app.request("GET", "/v1/shadow/x").status_code == 404
-        assert not any(record["function"] == "b_shadowed" for record in app.records())
+        assert not any(record["function"] == "b_shadowed" for record in app.all_records())
 
 
 class TestRequests:
@@ -332,12 +296,12 @@ class TestRequests:
 
     def test_body_over_the_limit_is_refused_before_the_function_runs(self, app: HttpApp) -> None:
         """Over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: the host's 500 (issue #10519), connection closed."""
-        before = len(app.records())
+        before = len(app.all_records())
         refused = app.request("POST", "/v1/echo/big", data=b"x" * 1025)
         assert refused.status_code == 500
         assert refused.headers["Connection"] == "close"
         assert refused.content == b""
-        assert len(app.records()) == before
+        assert len(app.all_records()) == before
         assert "Request body too large. The max request body size is 1024 bytes." in app.log
         assert app.request("POST", "/v1/echo/big", data=b"x" * 1024).json()["body"] == "1024 bytes"
 

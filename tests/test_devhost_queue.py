@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import secrets
-import subprocess
 import threading
 import time
 import uuid
@@ -28,8 +27,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
+from tests.throwaway import ThrowawayApp, write_app
 from tools import devhost
-from tools.azurite import ACCOUNT_NAME, Azurite, free_port, wait_for_port
+from tools.azurite import ACCOUNT_NAME, Azurite, wait_for_port
 from tools.queue_trigger import (
     FunctionIndexingError,
     QueueConnection,
@@ -149,13 +149,10 @@ def token() -> str:
 
 
 @dataclass
-class QueueApp:
+class QueueApp(ThrowawayApp):
     """A throwaway function app served by ``python -m tools.devhost`` on the shared Azurite."""
 
-    root: Path
-    connection_string: str
-    process: subprocess.Popen[bytes] | None = None
-    port: int = 0
+    connection_string: str = ""
     started: float = 0.0
     queue_name: str = ""
 
@@ -164,52 +161,14 @@ class QueueApp:
         cls, root: Path, azurite: Azurite, host_json: dict[str, Any], functions: dict[str, tuple[Any, str]]
     ) -> QueueApp:
         """Write ``host.json`` and each function folder (``name: (function.json, source)``)."""
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "host.json").write_text(json.dumps(host_json))
-        (root / "local.settings.json").write_text(json.dumps({"Values": {}}))
-        for name, (config, source) in functions.items():
-            (root / name).mkdir()
-            (root / name / "function.json").write_text(json.dumps(config))
-            (root / name / "__init__.py").write_text(source)
-        return cls(root, azurite.storage_connection_string)
+        write_app(root, host_json, {"Values": {}}, functions)
+        return cls(root, connection_string=azurite.storage_connection_string)
 
     def start(self, settings: dict[str, str]) -> QueueApp:
         """Start the host with these app settings (and AzureWebJobsStorage) in its environment."""
-        environment = devhost.app_environment({"AzureWebJobsStorage": self.connection_string} | settings)
-        self.port = free_port()
-        with (self.root / "host.log").open("wb") as log:
-            self.process = devhost.spawn(
-                self.port,
-                self.root / "local.settings.json",
-                environment,
-                root=self.root,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        self.spawn(devhost.app_environment({"AzureWebJobsStorage": self.connection_string} | settings))
         self.started = time.monotonic()
         return self
-
-    def stop(self) -> int:
-        """Stop the host as a service manager would (SIGTERM); return its exit status."""
-        if self.process is None:
-            return 0
-        self.process.terminate()
-        status = self.process.wait(timeout=30)
-        self.process = None
-        return status
-
-    @property
-    def log(self) -> str:
-        return (self.root / "host.log").read_text("utf-8", "replace")
-
-    def records(self, function: str, event: str = "start") -> list[dict[str, Any]]:
-        path = self.root / "records.jsonl"
-        lines = path.read_text("utf-8").splitlines() if path.exists() else []
-        return [
-            record
-            for record in map(json.loads, lines)
-            if record["function"] == function and record["event"] == event
-        ]
 
     def queue(self, name: str, *, encoded: bool = True) -> QueueClient:
         """A client of queue ``name``, encoding to Base64 as the host expects by default, or not."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.throwaway import ThrowawayApp
 from tools import devhost
-from tools.azurite import free_port
 from tools.queue_trigger import FunctionIndexingError
 from tools.timer_trigger import (
     ConstantSchedule,
@@ -108,11 +107,8 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
 
 
 @dataclass
-class TimerApp:
+class TimerApp(ThrowawayApp):
     """A throwaway function app served by ``python -m tools.devhost``, its temp folder its own."""
-
-    root: Path
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def temp(self) -> Path:
@@ -127,33 +123,8 @@ class TimerApp:
         self.temp.mkdir(exist_ok=True)
         environment = devhost.app_environment(settings) | {"TMPDIR": str(self.temp)}
         environment.pop("AzureFunctionsWebHost__hostid", None)
-        with (self.root / "host.log").open("wb") as log:
-            self.process = devhost.spawn(
-                free_port(),
-                self.root / "local.settings.json",
-                environment,
-                root=self.root,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        self.spawn(environment)
         return self
-
-    def stop(self) -> int:
-        if self.process is None:
-            return 0
-        self.process.terminate()
-        status = self.process.wait(timeout=30)
-        self.process = None
-        return status
-
-    @property
-    def log(self) -> str:
-        return (self.root / "host.log").read_text("utf-8", "replace")
-
-    def records(self, function: str, event: str = "start") -> list[dict[str, Any]]:
-        path = self.root / "records.jsonl"
-        lines = path.read_text("utf-8").splitlines() if path.exists() else []
-        return [r for r in map(json.loads, lines) if r["function"] == function and r["event"] == event]
 
 
 @pytest.fixture(scope="module")
