@@ -70,7 +70,7 @@ from itertools import groupby
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.account_store import AccountStore, partition_for_user_id
@@ -193,6 +193,7 @@ def run_cleanup(
             logging.WARNING if error else logging.INFO,
             deleted_counters=deleted["counters"],
             deleted_placeholders=deleted["placeholders"],
+            cleared_failure_records=deleted["failure_records"],
             deleted_codes=deleted["codes"],
             deleted_unverified_accounts=deleted["unverified_accounts"],
             changed=changed,
@@ -318,8 +319,10 @@ def _sweeps(run: _Run, verification_required_since: datetime | None) -> list[_Sw
             f"{accounts} and RowKey ge 'email:' and RowKey lt 'email;'"
             " and LockedUntil le @now and FailureWindowStart le @window",
             {"now": now, "window": now - HOUR},
-            ("PartitionKey", "RowKey", "UserId", "LockedUntil", "FailureWindowStart"),
-            lambda r, page: _delete_dead(r, "placeholders", page, _placeholder_is_dead),
+            ("PartitionKey", "RowKey", "UserId", "LockedUntil", "FailureWindowStart", "FailedLogins"),
+            lambda r, page: (
+                _reset_stale_failures(r, page) and _delete_dead(r, "placeholders", page, _placeholder_is_dead)
+            ),
         ),
         _Sweep(
             "codes",
@@ -412,6 +415,38 @@ def _split_counter_key(row_key: str) -> tuple[str, str, str]:
     prefix, _, rest = row_key.partition(":")
     action, _, digest = rest.rpartition(":")
     return prefix, action, digest
+
+
+def _reset_stale_failures(run: _Run, page: list[TableEntity]) -> bool:
+    """Clear the failure records of accounts that the placeholders' rule would delete if they had none.
+
+    A placeholder's record goes with its row; an account's must go too, in the
+    same run, or whether one more failure locks an email would tell, an hour
+    later, whether it has an account. Each write is guarded by the row's ETag.
+    """
+    cleared = {
+        "FailedLogins": 0,
+        "LockedUntil": _NEVER,
+        "FailureWindowStart": _NEVER,
+        "FailureWindowCount": 0,
+    }
+    for entity in page:
+        if not entity.get("UserId") or not entity.get("FailedLogins"):
+            continue
+        if run.out_of_time():
+            return False
+        keys = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}
+        try:
+            run.table.update_entity(
+                keys | cleared,
+                mode=UpdateMode.MERGE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            run.deleted["failure_records"] += 1
+        except (ResourceModifiedError, ResourceNotFoundError):
+            run.changed += 1  # changed since read (a login counted a failure, or succeeded)
+    return True
 
 
 def _placeholder_is_dead(entity: TableEntity, now: datetime) -> bool:

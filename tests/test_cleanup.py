@@ -206,7 +206,8 @@ def test_dead_rows_go_and_live_rows_stay(app_env: AppEnvironment) -> None:
     report = run_cleanup(settings, now=now)
 
     assert row_keys(app_env) == before - dead
-    assert dict(report.deleted) == {"counters": 4, "placeholders": 2, "codes": 1}
+    # The member's old failure record is cleared, as the placeholders' records are deleted.
+    assert dict(report.deleted) == {"counters": 4, "placeholders": 2, "codes": 1, "failure_records": 1}
     assert (report.complete, report.changed) == (True, 0)
     assert sum(run_cleanup(settings, now=now).deleted.values()) == 0, "nothing left to delete"
 
@@ -482,3 +483,29 @@ def test_a_race_with_another_instance_deletes_no_live_row(app_env: AppEnvironmen
     assert not keys_of(
         placeholder(e, locked_until=long_ago, window_start=long_ago) for e in bystanders
     ) & row_keys(app_env), "the cleanup was at work: the untouched dead records went"
+
+
+def test_stale_failures_go_for_accounts_and_unknown_emails_alike(app_env: AppEnvironment) -> None:
+    """An hour after the last lock, one more failure locks neither a known nor an unknown email."""
+    from datetime import UTC, datetime
+
+    from shared.errors import TooManyAttempts
+
+    app_env.set(AUTH_LOCKOUT_THRESHOLD="3", AUTH_LOCKOUT_BASE_SECONDS="600")
+    known, unknown = unique("known"), unique("unknown")
+    account_service().register(known, "correct horse battery")
+    for email in (known, unknown):
+        for _ in range(2):
+            fail_login(email)
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    for email in (known, unknown):
+        merge(login_key(email), FailureWindowStart=long_ago)
+    report = run_cleanup(get_settings())
+    assert report.deleted["failure_records"] == 1
+    assert report.deleted["placeholders"] == 1
+    for email in (known, unknown):
+        fail_login(email)  # the first of a new count on both, not the third of the old one
+        fail_login(email)
+        with pytest.raises((InvalidCredentials, TooManyAttempts)) as third:
+            account_service().log_in(email, WRONG)
+        assert isinstance(third.value, InvalidCredentials), f"{email} locked one failure early"
