@@ -22,6 +22,7 @@ email change: the current one, while ``Address`` is the new one).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -34,8 +35,6 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.account_store import Operation, email_row_key, encode_key, partition_for_email
 from shared.errors import InvalidCode
@@ -84,9 +83,13 @@ class OneTimeCodes:
         self, storage: StorageSettings, signing_keys: tuple[bytes, ...], lifetime: timedelta
     ) -> None:
         self._storage = storage
-        # The first key issues; all of them check (a signing-key rotation keeps fresh codes working).
-        self._keys = tuple(_code_key(key) for key in signing_keys)
+        self._signing_keys = signing_keys
         self._lifetime = lifetime
+
+    @functools.cached_property
+    def _keys(self) -> tuple[bytes, ...]:
+        """The first key issues; all of them check (a signing-key rotation keeps fresh codes working)."""
+        return tuple(_code_key(key) for key in self._signing_keys)
 
     def issue(self, email: str, purpose: CodePurpose, *, user_id: str, address: str) -> str:
         """Store a new code for ``email`` and ``purpose`` (replacing any earlier one) and return it.
@@ -194,6 +197,10 @@ def _row_key(purpose: CodePurpose, email: str) -> str:
 
 def _code_key(signing_key: bytes) -> bytes:
     """A key for code digests only, derived from a signing key (HKDF-SHA256)."""
+    # Imported on first use, out of every function's cold start.
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"one-time codes").derive(signing_key)
 
 

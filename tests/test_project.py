@@ -131,3 +131,18 @@ def test_local_settings_are_created_once_with_a_random_key(tmp_path: Path) -> No
     other = tmp_path / "other.json"
     create_local_settings(other)
     assert json.loads(other.read_text())["Values"]["AUTH_SIGNING_KEY"] != key
+
+
+def test_cold_start_imports_no_mail_or_crypto_library() -> None:
+    """The queue SDK, cryptography and Jinja2 are imported on first use, out of cold start."""
+    import subprocess
+    import sys
+
+    script = "import sys, register, login, me, refresh, password; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    heavy = [
+        m for m in loaded if m.split(".")[0] in {"cryptography", "jinja2"} or m.startswith("azure.storage")
+    ]
+    assert heavy == []

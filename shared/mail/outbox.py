@@ -13,15 +13,17 @@ import json
 import logging
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from shared.errors import InvalidRequest, MailNotConfigured, StorageUnavailable
 from shared.events import log_event
 from shared.mail.config import MailKind, MailSettings, QueueSettings
 from shared.storage import CLIENT_OPTIONS, storage_errors
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient
 
 __all__ = ["MailRequest", "Outbox", "enqueue", "mail_queue", "reset_queues"]
 
@@ -138,6 +140,9 @@ def reset_queues() -> None:
 
 
 def _new_queue_client(settings: QueueSettings) -> QueueClient:
+    # Imported on first use: the queue SDK costs ~100 ms of cold start, and most requests send no mail.
+    from azure.storage.queue import QueueClient, TextBase64EncodePolicy  # noqa: PLC0415
+
     encoding = TextBase64EncodePolicy()
     if settings.endpoint is not None:
         from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - only for identity-based access

@@ -27,9 +27,10 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "FORMAT_VERSION",
@@ -108,7 +109,7 @@ def encrypt(keys: EncryptionKeys, plaintext: bytes, *, associated_data: bytes) -
     """
     header = f"{FORMAT_VERSION}.{key_id(keys.current)}"
     nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = AESGCM(keys.current).encrypt(nonce, plaintext, _aad(header, associated_data))
+    sealed = _aesgcm(keys.current).encrypt(nonce, plaintext, _aad(header, associated_data))
     return f"{header}.{_b64encode(nonce)}.{_b64encode(sealed)}"
 
 
@@ -127,10 +128,19 @@ def decrypt(keys: EncryptionKeys, sealed: str, *, associated_data: bytes) -> byt
     ciphertext = _b64decode(ciphertext_text)
     if len(nonce) != NONCE_BYTES or len(ciphertext) < _TAG_BYTES:
         raise SecretUnreadable("malformed: wrong nonce or ciphertext length")
+    from cryptography.exceptions import InvalidTag  # noqa: PLC0415 - see _aesgcm
+
     try:
-        return AESGCM(key).decrypt(nonce, ciphertext, _aad(f"{version}.{kid}", associated_data))
+        return _aesgcm(key).decrypt(nonce, ciphertext, _aad(f"{version}.{kid}", associated_data))
     except InvalidTag:
         raise SecretUnreadable("authentication failed: other associated data, or changed") from None
+
+
+def _aesgcm(key: bytes) -> AESGCM:
+    """AES-256-GCM under ``key``; ``cryptography`` is imported on first use, out of cold start."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+
+    return AESGCM(key)
 
 
 def needs_reencryption(keys: EncryptionKeys, sealed: str) -> bool:
