@@ -70,7 +70,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
@@ -825,19 +825,10 @@ def discover_queue_functions(root: Path, environ: Mapping[str, str] | None = Non
     not listened for.
     """
     environ = os.environ if environ is None else environ
-    functions = []
-    for folder, config, binding in _function_folders(root, "queueTrigger"):
-        try:
-            trigger = QueueTrigger.from_binding(folder.name, binding, environ)
-        except FunctionIndexingError as error:
-            logger.error("The '%s' function is in error: %s", folder.name, error)
-            continue
-        loaded = _load(folder, config, binding)
-        if is_disabled(folder.name, environ):
-            logger.info("Function '%s' is disabled", folder.name)
-            continue
-        functions.append(QueueFunction(trigger=trigger, invoke=_invoker(loaded)))
-    return functions
+    return [
+        QueueFunction(trigger=trigger, invoke=invoke)
+        for trigger, invoke in _listened(root, "queueTrigger", QueueTrigger.from_binding, environ)
+    ]
 
 
 def discover_timer_functions(root: Path, environ: Mapping[str, str] | None = None) -> list[TimerFunction]:
@@ -848,10 +839,30 @@ def discover_timer_functions(root: Path, environ: Mapping[str, str] | None = Non
     disabled function is loaded but its timer does not start.
     """
     environ = os.environ if environ is None else environ
-    functions = []
-    for folder, config, binding in _function_folders(root, "timerTrigger"):
+    return [
+        TimerFunction(trigger=trigger, invoke=invoke)
+        for trigger, invoke in _listened(root, "timerTrigger", TimerTrigger.from_binding, environ)
+    ]
+
+
+_Trigger = TypeVar("_Trigger")
+
+
+def _listened(
+    root: Path,
+    trigger_type: str,
+    from_binding: Callable[[str, Mapping[str, Any], Mapping[str, str]], _Trigger],
+    environ: Mapping[str, str],
+) -> list[tuple[_Trigger, Callable[[Any, str], Any]]]:
+    """The triggers of ``trigger_type`` to listen for, each with its invoker, as the host indexes them.
+
+    A binding that does not resolve puts its function in error (logged; not
+    imported); a disabled function is loaded but not listened for.
+    """
+    found = []
+    for folder, config, binding in _function_folders(root, trigger_type):
         try:
-            trigger = TimerTrigger.from_binding(folder.name, binding, environ)
+            trigger = from_binding(folder.name, binding, environ)
         except FunctionIndexingError as error:
             logger.error("The '%s' function is in error: %s", folder.name, error)
             continue
@@ -859,8 +870,8 @@ def discover_timer_functions(root: Path, environ: Mapping[str, str] | None = Non
         if is_disabled(folder.name, environ):
             logger.info("Function '%s' is disabled", folder.name)
             continue
-        functions.append(TimerFunction(trigger=trigger, invoke=_invoker(loaded)))
-    return functions
+        found.append((trigger, _invoker(loaded)))
+    return found
 
 
 def _invoker(loaded: LoadedFunction) -> Callable[[Any, str], Any]:
