@@ -22,18 +22,16 @@ signed token: a wrong one is an invalid token, never a server error.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.errors import InvalidToken
-
-if TYPE_CHECKING:
-    import jwt
 
 __all__ = [
     "ALGORITHM",
@@ -235,37 +233,70 @@ def verify_token(settings: TokenSettings, token: str) -> VerifiedToken:
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("token too long")
-    pyjwt = _pyjwt()
-    try:
-        header = pyjwt.get_unverified_header(token)
-    except pyjwt.PyJWTError as error:
-        raise InvalidToken(f"malformed token: {type(error).__name__}") from None
-    if header.get("alg") != ALGORITHM:
-        raise InvalidToken("wrong or missing alg")
-    last_error: jwt.PyJWTError | None = None
-    for key in _candidate_keys(settings, header.get("kid")):
+    return _verifier(settings).verify(token)
+
+
+@functools.lru_cache(maxsize=16)
+def _verifier(settings: TokenSettings) -> _Verifier:
+    """The verifier of ``settings``, built once per process (settings are parsed once)."""
+    return _Verifier(settings)
+
+
+class _Verifier:
+    """Everything :func:`verify_token` needs that does not depend on the token, computed once.
+
+    Per call, only PyJWT's own work remains: one parse of the token, the
+    HMAC, and the registered-claim checks; then the type and range checks of
+    :func:`_verified`. With a single candidate key the header is not parsed
+    twice: the key id is checked on the header PyJWT returns. With several
+    (a rotation window), the header's ``kid`` picks the key first.
+    """
+
+    def __init__(self, settings: TokenSettings) -> None:
+        pyjwt = _pyjwt()
+        self._format = settings.format
+        self._errors = (pyjwt.PyJWTError, pyjwt.InvalidSignatureError, pyjwt.InvalidAlgorithmError)
+        self._decoder = pyjwt.PyJWT(
+            options={"require": _required_claims(settings.format), "verify_sub": False}
+        )
+        self._arguments = {
+            "algorithms": [ALGORITHM],
+            "audience": settings.audience,
+            "issuer": settings.issuer,
+            "leeway": settings.leeway,
+        }
+        #: (key, the kid a token signed with it must carry; None: any, as in the zumo format)
+        self._keys: tuple[tuple[bytes, str | None], ...] = tuple(
+            (key, None if settings.format is TokenFormat.ZUMO else key_id(key)) for key in settings.keys
+        )
+
+    def verify(self, token: str) -> VerifiedToken:
+        any_error, bad_signature, bad_algorithm = self._errors
+        candidates = self._keys
         try:
-            claims = pyjwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=settings.audience,
-                issuer=settings.issuer,
-                leeway=settings.leeway,
-                options={"require": _required_claims(settings.format), "verify_sub": False},
-            )
-        except pyjwt.InvalidSignatureError as error:
-            last_error = error
-            continue
-        except pyjwt.PyJWTError as error:
+            if len(candidates) > 1 and self._format is TokenFormat.APPSERVICE:
+                kid = _pyjwt().get_unverified_header(token).get("kid")
+                candidates = tuple(pair for pair in candidates if pair[1] == kid)
+            last_error: Exception | None = None
+            for key, expected_kid in candidates:
+                try:
+                    decoded = self._decoder.decode_complete(token, key, **self._arguments)
+                except bad_signature as error:
+                    last_error = error
+                    continue
+                if expected_kid is not None and decoded["header"].get("kid") != expected_kid:
+                    raise InvalidToken("rejected: unknown key id")
+                return _verified(self._format, decoded["payload"])
+        except bad_algorithm:
+            raise InvalidToken("wrong or missing alg") from None
+        except any_error as error:
             raise InvalidToken(f"rejected: {type(error).__name__}") from None
         except (TypeError, OverflowError):
             # PyJWT releases before jpadilla/pyjwt#1186 int() exp, nbf and iat catching only
             # ValueError, so a signed list, null or Infinity escaped decode() as these.
             raise InvalidToken("rejected: a time claim PyJWT could not read") from None
-        return _verified(settings.format, claims)
-    reason = type(last_error).__name__ if last_error else "unknown key id"
-    raise InvalidToken(f"rejected: {reason}")
+        reason = type(last_error).__name__ if last_error else "unknown key id"
+        raise InvalidToken(f"rejected: {reason}")
 
 
 def _pyjwt() -> Any:
@@ -292,12 +323,6 @@ class _HeaderOrderEncoder(json.JSONEncoder):
         if isinstance(o, dict) and "alg" in o:
             o = {name: o[name] for name in ("alg", "typ", "kid") if name in o} | o
         return super().encode(o)
-
-
-def _candidate_keys(settings: TokenSettings, kid: object) -> tuple[bytes, ...]:
-    if settings.format is TokenFormat.ZUMO:
-        return settings.keys
-    return tuple(key for key in settings.keys if kid == key_id(key))
 
 
 def _required_claims(token_format: TokenFormat) -> list[str]:
