@@ -555,7 +555,7 @@ class AccountStore:
         operations += [("delete", keys) for keys in self._owned_rows(account)]
         self._transact(operations, "delete account")
         if partition_for_user_id(account.user_id) != partition:
-            self._delete_alias(account.user_id)
+            self.delete_alias(account.user_id)
 
     def _owned_rows(self, account: Account) -> list[dict[str, str]]:
         """The keys of the account's other rows in its partition: its second factor and its email's codes.
@@ -598,7 +598,7 @@ class AccountStore:
         existing = self.credentials(email)
         if existing is not None and existing.user_id == user_id:
             return ImportOutcome.ALREADY_IMPORTED
-        self._delete_alias(user_id)
+        self.delete_alias(user_id)
         return ImportOutcome.EMAIL_TAKEN
 
     # Changes allowed by a one-time code: each is one transaction that also uses the code up.
@@ -1047,7 +1047,8 @@ class AccountStore:
             self._alias_partitions[user_id] = partition
         return partition
 
-    def _delete_alias(self, user_id: str) -> None:
+    def delete_alias(self, user_id: str) -> None:
+        """Remove the alias row of a legacy user id (no error when it is already gone)."""
         self._alias_partitions.pop(user_id, None)
         with storage_errors("delete alias"):
             self._table().delete_entity(*alias_keys(user_id))  # no error when it is already gone

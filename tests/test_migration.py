@@ -24,7 +24,7 @@ import logout
 import me
 import refresh
 import register
-from shared.account_store import AccountStore
+from shared.account_store import AccountStore, partition_for_email
 from shared.mobile_services import (
     LegacyTokenSettings,
     legacy_hash,
@@ -36,7 +36,7 @@ from shared.passwords import Argon2Parameters, PasswordHasher, Verification
 from shared.settings import get_settings
 from shared.tokens import ZUMO_ISSUER, zumo_signing_key
 from tests.conftest import VECTORS, AppEnvironment, http_request, problem
-from tools import import_accounts
+from tools import import_accounts, import_partitions
 from tools.azurite import PROJECT_ROOT
 
 LEGACY = VECTORS["legacy_pbkdf2_hash"]
@@ -313,20 +313,33 @@ class TestImporter:
 
     def test_batch_conflict_falls_back_to_single_rows(self, store: AccountStore) -> None:
         """A registration that lands between the importer's read and write costs only that row."""
+        partition = partition_for_email("same0@example.com")
+        emails = [f"same{i}@example.com" for i in range(2000)]
+        emails = [email for email in emails if partition_for_email(email) == partition][:3]
         accounts = [
-            import_accounts.parse_account(i, export_row(i, f"same{i}@example.com"), {}) for i in range(3)
+            import_accounts.parse_account(i, export_row(i, email), {}) for i, email in enumerate(emails)
         ]
         store.create(accounts[1].email, "$argon2id$someone-registered")
-        summary = import_accounts.Summary()
         # Read-then-write race: the importer decides from a snapshot taken before the registration.
         original = store.existing_logins
         store.existing_logins = lambda partition: {}  # type: ignore[method-assign]
+        progress: list[int] = []
         try:
-            import_accounts.import_accounts(store, accounts, summary, workers=2)
+            result = import_partitions.account_phase(
+                store,
+                partition,
+                [(a, True) for a in accounts],
+                emails_verified=False,
+                progress=progress.append,
+            )
         finally:
             store.existing_logins = original  # type: ignore[method-assign]
-        assert summary.imported == 2
-        assert [row for row, _ in summary.email_taken] == [1]
+        assert result.imported == 2, "one transaction of three, refused, then one by one"
+        assert [row for row, _ in result.email_taken] == [1]
+        assert sum(progress) == 3
+        taken = store.credentials(accounts[1].email)
+        assert taken is not None
+        assert taken.password_hash == "$argon2id$someone-registered"
 
 
 class TestLegacyTokens:

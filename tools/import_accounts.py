@@ -1,6 +1,7 @@
 """Import accounts exported from Azure Mobile Services custom auth.
 
-    python -m tools.import_accounts FILE [--format json|csv] [--map FIELD=COLUMN ...] [--workers N]
+    python -m tools.import_accounts FILE [--format json|csv] [--map FIELD=COLUMN ...]
+                                         [--workers N] [--dry-run] [--emails-verified]
     python -m tools.import_accounts --stats
 
 FILE is an export of the legacy accounts table (``AccountData``): a JSON array
@@ -14,69 +15,87 @@ Storage settings come from the environment and ``local.settings.json`` (as for
 the functions): ``ACCOUNTS_STORAGE_CONNECTION`` or ``AzureWebJobsStorage``, and
 ``ACCOUNTS_TABLE``.
 
-Re-running is safe: an account already imported, or one that registered or
-logged in since, is never overwritten. Bad rows are reported and skipped; they
-never stop the import. Exit status: 0 all rows imported or already there,
-1 some rows rejected, 2 some rows could not be written (storage) or the file
-could not be read.
+The file is read as a stream: every row is validated and normalized first
+(``--dry-run`` stops there and reports), and spooled to a temporary folder;
+then ``--workers`` processes (default: one per core) write whole partitions
+in transactions of up to 100 entities (see :mod:`tools.import_partitions`).
+Memory stays bounded by what duplicate detection keeps: 16 bytes per email and
+per id.
+
+Re-running is safe and fast: an account already imported, or one that
+registered or logged in since, is never overwritten, and what exists is read a
+partition at a time. Bad rows are reported and skipped; they never stop the
+import. A stopped import (Ctrl-C, a worker killed, storage unavailable) leaves
+no half-written account; run the same command again to complete it. Ctrl-C
+lets the partitions in progress finish, then stops. Exit status: 0 all rows
+imported or already there, 1 some rows rejected, 2 some rows not written
+(storage, or the import stopped) or the file could not be read.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import functools
 import os
+import queue
+import signal
 import sys
+import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from itertools import islice
+from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, ParamSpec, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
+import ijson
 from tqdm import tqdm
 
-from shared.account_store import (
-    LEGACY_USER_ID_PREFIX,
-    AccountStore,
-    ImportOutcome,
-    alias_keys,
-    partition_for_email,
+from shared.account_store import AccountStore
+from shared.errors import ServiceError
+from shared.settings import StorageSettings, load_storage_settings
+from tools.import_partitions import (
+    NOT_FINISHED,
+    PartitionResult,
+    SpoolWriter,
+    account_task,
+    alias_task,
+    spooled_rows,
+    start_worker,
+    use_store,
 )
-from shared.emails import normalize_email
-from shared.errors import InvalidRequest, ServiceError
-from shared.mobile_services import legacy_stored_hash
-from shared.settings import load_storage_settings
+from tools.import_rows import (
+    FIELDS,
+    Duplicates,
+    LegacyAccount,
+    RowError,
+    parse_account,
+    parse_batch,
+    read_rows,
+)
 from tools.local_settings import PROJECT_ROOT, apply_local_settings
 
-FIELDS = ("id", "email", "password", "salt", "createDate")
-REQUIRED = ("id", "email", "password", "salt")
-PROGRESS_BAR_FROM_ROWS = 100
-ACCOUNTS_PER_TRANSACTION = 50  # two rows each: 100 operations, the most one transaction takes
-ALIASES_PER_TRANSACTION = 100
-MAX_ID_LENGTH = 200
+__all__ = ["Summary", "import_export", "main", "parse_account", "read_rows", "validate"]
 
+#: Progress bars appear only for imports that last longer than this (seconds).
+PROGRESS_BAR_DELAY = 0.5
+#: Rows sent to a worker at a time for validation.
+VALIDATION_BATCH_ROWS = 1000
 
-class RowError(ValueError):
-    """A row that cannot be imported; the message is the reason shown to the operator."""
-
-
-@dataclass(frozen=True)
-class LegacyAccount:
-    """One validated, normalized row."""
-
-    row: int
-    user_id: str
-    email: str
-    stored_hash: str
-    created_at: datetime
+#: Told of progress: the phase ("validating", "aliases" or "accounts") and how many more rows it finished.
+ProgressListener = Callable[[str, int], None]
 
 
 @dataclass
 class Summary:
     """What an import did, row by row where it matters."""
 
+    valid: int = 0
     imported: int = 0
     already_imported: int = 0
     email_taken: list[tuple[int, str]] = field(default_factory=list)
@@ -87,260 +106,332 @@ class Summary:
     def skipped_as_duplicate(self) -> int:
         return self.already_imported + len(self.email_taken)
 
+    def add(self, result: PartitionResult) -> None:
+        self.imported += result.imported
+        self.already_imported += result.already_imported
+        self.email_taken += result.email_taken
+        self.rejected += result.rejected
+        self.failed += result.failed
+
     def exit_status(self) -> int:
         if self.failed:
             return 2
         return 1 if self.rejected else 0
 
-    def write(self, out: TextIO) -> None:
-        out.write(f"imported: {self.imported}\n")
-        out.write(
-            f"skipped as duplicate: {self.skipped_as_duplicate} (already imported: {self.already_imported}, "
-            f"email has another account: {len(self.email_taken)})\n"
-        )
-        for row, reason in self.email_taken:
-            out.write(f"  row {row}: {reason}\n")
+    def write(self, out: TextIO, *, dry_run: bool = False) -> None:
+        for rows in (self.email_taken, self.rejected, self.failed):
+            rows.sort()
+        if dry_run:
+            out.write(f"valid, to import or already there (dry run, nothing written): {self.valid}\n")
+        else:
+            out.write(f"imported: {self.imported}\n")
+            out.write(
+                f"skipped as duplicate: {self.skipped_as_duplicate} (already imported: "
+                f"{self.already_imported}, email has another account: {len(self.email_taken)})\n"
+            )
+            for row, reason in self.email_taken:
+                out.write(f"  row {row}: {reason}\n")
         out.write(f"rejected: {len(self.rejected)}\n")
         for row, reason in self.rejected:
             out.write(f"  row {row}: {reason}\n")
         if self.failed:
-            out.write(f"failed, storage unavailable (re-run to retry): {len(self.failed)}\n")
+            out.write(f"failed, not written (re-run to complete): {len(self.failed)}\n")
             for row, reason in self.failed:
                 out.write(f"  row {row}: {reason}\n")
 
 
-def read_rows(path: Path, file_format: str) -> Iterator[dict[str, Any]]:
-    """Yield the raw records of an export file."""
-    if file_format == "json":
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-        if not isinstance(document, list):
-            raise ValueError("a JSON export must be an array of objects")
-        for record in document:
-            yield record if isinstance(record, dict) else {}
-    else:
-        with path.open(newline="", encoding="utf-8-sig") as stream:
-            yield from csv.DictReader(stream)
-
-
-def parse_account(row: int, record: Mapping[str, Any], columns: Mapping[str, str]) -> LegacyAccount:
-    """Validate and normalize one record.
-
-    :raises RowError: with the reason the row cannot be imported.
-    """
-    values = {name: record.get(columns.get(name, name)) for name in FIELDS}
-    for name in REQUIRED:
-        value = values[name]
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise RowError(f"missing {name}")
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise RowError(f"{name} is not text")
-    legacy_id = str(values["id"]).strip()
-    user_id = legacy_id if legacy_id.startswith(LEGACY_USER_ID_PREFIX) else LEGACY_USER_ID_PREFIX + legacy_id
-    if len(user_id) > MAX_ID_LENGTH or any(ord(c) < 0x20 for c in user_id):
-        raise RowError("id is too long or has control characters")
-    try:
-        email = normalize_email(str(values["email"]))
-    except InvalidRequest:
-        raise RowError("invalid email") from None
-    try:
-        stored_hash = legacy_stored_hash(str(values["salt"]).strip(), str(values["password"]).strip())
-    except ValueError as error:
-        raise RowError(str(error)) from None
-    return LegacyAccount(row, user_id, email, stored_hash, _created_at(values["createDate"]))
-
-
-def _created_at(value: Any) -> datetime:
-    if value is None or value == "":
-        return datetime.now(UTC).replace(microsecond=0)
-    try:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            parsed = datetime.fromtimestamp(value / 1000, UTC)  # JavaScript milliseconds
-        else:
-            parsed = datetime.fromisoformat(str(value).strip())
-    except (ValueError, OverflowError, OSError):
-        raise RowError("createDate is not a date") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def validate(
-    records: Sequence[Mapping[str, Any]], columns: Mapping[str, str], summary: Summary
-) -> list[LegacyAccount]:
-    """Parse every record; reject bad rows and later duplicates (by email or id) within the file."""
-    accounts: list[LegacyAccount] = []
-    first_row_of: dict[str, int] = {}
+    records: Iterable[Mapping[str, Any]],
+    columns: Mapping[str, str],
+    summary: Summary,
+    on_row: Callable[[int], object] = lambda count: None,
+) -> Iterator[LegacyAccount]:
+    """Parse each record in this process; reject bad rows and later duplicates (by email or id)."""
+    duplicates = Duplicates()
     for row, record in enumerate(records, start=1):
+        on_row(1)
         try:
             account = parse_account(row, record, columns)
-            for kind, key in (("email", "email:" + account.email), ("id", "id:" + account.user_id)):
-                if key in first_row_of:
-                    raise RowError(f"duplicate {kind} (first seen in row {first_row_of[key]})")
+            duplicates.add(account)
         except RowError as error:
             summary.rejected.append((row, str(error)))
             continue
-        first_row_of["email:" + account.email] = first_row_of["id:" + account.user_id] = row
-        accounts.append(account)
-    return accounts
+        yield account
 
 
-def import_accounts(
-    store: AccountStore,
-    accounts: Sequence[LegacyAccount],
-    summary: Summary,
+def import_export(
+    records: Iterable[Mapping[str, Any]],
+    columns: Mapping[str, str],
+    storage: StorageSettings,
     *,
-    workers: int = 16,
+    workers: int,
     emails_verified: bool = False,
+    dry_run: bool = False,
+    show_progress: bool = True,
+    on_progress: ProgressListener | None = None,
 ) -> Summary:
-    """Write validated accounts to storage; record each outcome in ``summary``.
+    """Validate ``records`` and write the accounts to ``storage``; say what happened in the summary.
 
-    In phases, each in parallel over partitions: read the login rows and alias
-    rows that exist; decide per account; write alias rows, then account rows,
-    in transactions of up to 100 operations. A transaction that meets a row
-    written meanwhile (say, a registration during the import) falls back to
-    importing its accounts one by one, which never overwrites. Imported
-    emails are marked unverified unless ``emails_verified``.
+    Imported emails are marked unverified unless ``emails_verified``.
+
+    :raises ValueError, ijson.JSONError, csv.Error, OSError: reading the
+        records failed; raised before anything is written.
     """
-    show_bar = len(accounts) >= PROGRESS_BAR_FROM_ROWS
+    summary = Summary()
     with (
-        ThreadPoolExecutor(max_workers=workers) as pool,
-        tqdm(total=len(accounts), file=sys.stderr, unit="account", disable=not show_bar) as bar,
+        tempfile.TemporaryDirectory(prefix="import-accounts-") as folder,
+        _Workers(storage, workers, show_progress, on_progress) as pool,
     ):
-        by_partition = _group(accounts, lambda account: partition_for_email(account.email))
-        by_alias_partition = _group(accounts, lambda account: alias_keys(account.user_id)[0])
-        logins = dict(zip(by_partition, pool.map(_attempt(store.existing_logins), by_partition), strict=True))
-        alias_lists = pool.map(_attempt(store.existing_aliases), by_alias_partition)
-        alias_emails = dict(zip(by_alias_partition, alias_lists, strict=True))
-
-        to_create, need_alias = _classify(accounts, logins, alias_emails, summary)
-        bar.update(len(accounts) - len(to_create))
-
-        failed_aliases: set[str] = set()
-        alias_chunks = [
-            chunk
-            for group in _group(need_alias, lambda account: alias_keys(account.user_id)[0]).values()
-            for chunk in _chunks(group, ALIASES_PER_TRANSACTION)
-        ]
-        put_aliases = _attempt(store.put_aliases)
-        for chunk, written in zip(
-            alias_chunks,
-            pool.map(lambda c: put_aliases([(a.user_id, a.email) for a in c]), alias_chunks),
-            strict=True,
+        by_alias, by_account = Path(folder, "by-alias"), Path(folder, "by-account")
+        with (
+            SpoolWriter(by_alias) as spool,
+            _Progress("validating", None, "row", show_progress, on_progress) as bar,
         ):
-            if isinstance(written, ServiceError):
-                failed_aliases.update(account.user_id for account in chunk)
+            for account in pool.validate(records, columns, summary, bar):
+                spool.add(account.alias_partition, tuple(account))
+                summary.valid += 1
+        if dry_run or not summary.valid:
+            return summary
+        forwarded = 0
+        with SpoolWriter(by_account) as spool:
 
-        creatable = []
-        for account in to_create:
-            if account.user_id in failed_aliases:
-                summary.failed.append((account.row, "storage_unavailable"))
-                bar.update()
-            else:
-                creatable.append(account)
-        account_chunks = [
-            chunk
-            for group in _group(creatable, lambda account: partition_for_email(account.email)).values()
-            for chunk in _chunks(group, ACCOUNTS_PER_TRANSACTION)
-        ]
-        for chunk, outcomes in zip(
-            account_chunks,
-            pool.map(lambda c: _create_chunk(store, c, emails_verified), account_chunks),
-            strict=True,
-        ):
-            for account, outcome in zip(chunk, outcomes, strict=True):
-                _record(summary, account, outcome)
-            bar.update(len(chunk))
-    summary.rejected.sort()
-    summary.email_taken.sort()
-    summary.failed.sort()
+            def forward(result: PartitionResult) -> None:
+                nonlocal forwarded
+                for partition, record in result.forwarded:
+                    spool.add(partition, record)
+                forwarded += len(result.forwarded)
+                result.forwarded.clear()
+
+            pool.run(
+                "aliases",
+                summary.valid,
+                [(alias_task, (path.name, path), [path]) for path in sorted(by_alias.iterdir())],
+                summary,
+                on_result=forward,
+            )
+        pool.run(
+            "accounts",
+            forwarded,
+            [
+                (account_task, (path.name, [path], emails_verified), [path])
+                for path in (sorted(by_account.iterdir()) if by_account.exists() else [])
+            ],
+            summary,
+        )
     return summary
 
 
-def _classify(
-    accounts: Sequence[LegacyAccount],
-    logins: Mapping[str, dict[str, str] | ServiceError],
-    alias_emails: Mapping[str, dict[str, str] | ServiceError],
-    summary: Summary,
-) -> tuple[list[LegacyAccount], list[LegacyAccount]]:
-    """Decide each account from what exists; return those to create and those that need an alias."""
-    to_create: list[LegacyAccount] = []
-    need_alias: list[LegacyAccount] = []
-    for account in accounts:
-        existing_logins = logins[partition_for_email(account.email)]
-        existing_aliases = alias_emails[alias_keys(account.user_id)[0]]
-        if isinstance(existing_logins, ServiceError) or isinstance(existing_aliases, ServiceError):
-            summary.failed.append((account.row, "storage_unavailable"))
-            continue
-        owner = existing_logins.get(account.email)
-        aliased_email = existing_aliases.get(account.user_id)
-        if aliased_email is not None and aliased_email != account.email:
-            _record(summary, account, ImportOutcome.USER_ID_TAKEN)
-        elif owner == account.user_id:
-            _record(summary, account, ImportOutcome.ALREADY_IMPORTED)
-            if aliased_email is None:
-                need_alias.append(account)  # repairs an import cut short between its two writes
-        elif owner is not None:
-            _record(summary, account, ImportOutcome.EMAIL_TAKEN)
+#: One unit of work: the task function, its arguments, and the spool files holding its rows.
+Task = tuple[Callable[..., PartitionResult], tuple[Any, ...], list[Path]]
+
+
+class _Workers:
+    """Runs the validation and the partition tasks in worker processes, or in this process for one worker.
+
+    Stops handing out partitions at the first storage failure, a worker that
+    died, or Ctrl-C (after the partitions in progress finish); later phases
+    then do not run. The rows of every partition not finished are reported
+    as failed, to be completed by a re-run.
+    """
+
+    def __init__(
+        self,
+        storage: StorageSettings,
+        workers: int,
+        show_progress: bool,
+        on_progress: ProgressListener | None,
+    ) -> None:
+        self.storage = storage
+        self.workers = workers
+        self.show_progress = show_progress
+        self.on_progress = on_progress
+        self.stopped = False
+        self._stack = ExitStack()
+        self._executor: Executor | None = None
+        self._progress_queue: Any = None
+
+    def __enter__(self) -> _Workers:
+        if self.workers <= 1:
+            use_store(AccountStore(self.storage))
         else:
-            to_create.append(account)
-            need_alias.append(account)
-    return to_create, need_alias
+            context = get_context("spawn")
+            self._progress_queue = context.Queue()
+            self._executor = self._stack.enter_context(
+                ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(self.storage, self._progress_queue),
+                )
+            )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def validate(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        columns: Mapping[str, str],
+        summary: Summary,
+        bar: _Progress,
+    ) -> Iterator[LegacyAccount]:
+        """Parse every record (in the workers, a batch at a time); refuse duplicates here, in file order."""
+        if self._executor is None:
+            yield from validate(records, columns, summary, bar.update)
+            return
+        duplicates = Duplicates()
+        batches = _batches(enumerate(records, start=1), VALIDATION_BATCH_ROWS)
+        parse = functools.partial(parse_batch, columns=columns)
+        for parsed in _bounded_map(self._executor, parse, batches, in_flight=2 * self.workers):
+            bar.update(len(parsed))
+            for outcome in parsed:
+                if isinstance(outcome, LegacyAccount):
+                    try:
+                        duplicates.add(outcome)
+                    except RowError as error:
+                        summary.rejected.append((outcome.row, str(error)))
+                        continue
+                    yield outcome
+                else:
+                    summary.rejected.append(outcome)
+
+    def run(
+        self,
+        phase: str,
+        total: int,
+        tasks: list[Task],
+        summary: Summary,
+        on_result: Callable[[PartitionResult], object] = lambda result: None,
+    ) -> None:
+        """Run one phase's tasks; give each result to ``on_result`` as it comes, then to ``summary``."""
+
+        def collect(result: PartitionResult) -> None:
+            on_result(result)
+            summary.add(result)
+
+        with _Progress(phase, total, "account", self.show_progress, self.on_progress) as bar:
+            if self.stopped:
+                for _, _, spools in tasks:
+                    collect(_not_finished(spools))
+            elif self._executor is None:
+                self._run_here(tasks, collect, bar)
+            else:
+                self._run_in_workers(self._executor, tasks, collect, bar)
+
+    def _run_here(
+        self, tasks: list[Task], collect: Callable[[PartitionResult], None], bar: _Progress
+    ) -> None:
+        for function, arguments, spools in tasks:
+            if self.stopped:
+                collect(_not_finished(spools))
+                continue
+            try:
+                result = function(*arguments, progress=bar.update)
+            except KeyboardInterrupt:
+                self.stopped = True
+                result = _not_finished(spools)
+            self.stopped |= result.storage_failed
+            collect(result)
+
+    def _run_in_workers(
+        self,
+        executor: Executor,
+        tasks: list[Task],
+        collect: Callable[[PartitionResult], None],
+        bar: _Progress,
+    ) -> None:
+        futures: dict[Future[PartitionResult], list[Path]] = {
+            executor.submit(function, *arguments): spools for function, arguments, spools in tasks
+        }
+        pending = set(futures)
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                print("\nstopping: the partitions in progress finish first", file=sys.stderr)
+                self._stop(pending)
+                continue
+            self._drain(bar)
+            for future in done:
+                try:
+                    result = future.result()
+                except (BrokenProcessPool, CancelledError):
+                    self._stop(pending)
+                    result = _not_finished(futures[future])
+                self.stopped |= result.storage_failed
+                if self.stopped:
+                    self._stop(pending)
+                collect(result)
+        self._drain(bar)
+
+    def _stop(self, pending: set[Future[PartitionResult]]) -> None:
+        self.stopped = True
+        for future in pending:
+            future.cancel()
+
+    def _drain(self, bar: _Progress) -> None:
+        while True:
+            try:
+                bar.update(self._progress_queue.get_nowait())
+            except queue.Empty:
+                return
 
 
-def _create_chunk(
-    store: AccountStore, chunk: list[LegacyAccount], emails_verified: bool
-) -> list[ImportOutcome | ServiceError]:
-    rows = [(a.user_id, a.email, a.stored_hash, a.created_at) for a in chunk]
-    created = _attempt(store.create_imported)(rows, email_verified=emails_verified)
-    if created is True:
-        return [ImportOutcome.IMPORTED] * len(chunk)
-    if isinstance(created, ServiceError):
-        return [created] * len(chunk)
-    import_one = _attempt(store.import_legacy)
-    return [
-        import_one(a.user_id, a.email, a.stored_hash, a.created_at, email_verified=emails_verified)
-        for a in chunk
-    ]
+def _start_worker(storage: StorageSettings, progress: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    start_worker(storage, progress)
 
 
-def _record(summary: Summary, account: LegacyAccount, outcome: ImportOutcome | ServiceError) -> None:
-    if outcome is ImportOutcome.IMPORTED:
-        summary.imported += 1
-    elif outcome is ImportOutcome.ALREADY_IMPORTED:
-        summary.already_imported += 1
-    elif outcome is ImportOutcome.EMAIL_TAKEN:
-        summary.email_taken.append((account.row, f"{account.email} already has another account"))
-    elif outcome is ImportOutcome.USER_ID_TAKEN:
-        summary.rejected.append((account.row, f"{account.user_id} was imported with another email"))
-    else:
-        summary.failed.append((account.row, outcome.code))
+def _not_finished(spools: list[Path]) -> PartitionResult:
+    return PartitionResult(failed=[(row, NOT_FINISHED) for row in spooled_rows(spools)])
 
 
 T = TypeVar("T")
-K = TypeVar("K")
-P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _attempt(function: Callable[P, T]) -> Callable[P, T | ServiceError]:
-    """Wrap ``function`` so a service error (storage down) is returned, not raised."""
-
-    def attempt(*args: P.args, **kwargs: P.kwargs) -> T | ServiceError:
-        try:
-            return function(*args, **kwargs)
-        except ServiceError as error:
-            return error
-
-    return attempt
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
-def _group(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
-    groups: dict[K, list[T]] = {}
+def _bounded_map(
+    executor: Executor, function: Callable[[T], R], items: Iterable[T], *, in_flight: int
+) -> Iterator[R]:
+    """``executor.map`` in order, but with at most ``in_flight`` items submitted and not yet taken."""
+    waiting: deque[Future[R]] = deque()
     for item in items:
-        groups.setdefault(key(item), []).append(item)
-    return groups
+        waiting.append(executor.submit(function, item))
+        if len(waiting) >= in_flight:
+            yield waiting.popleft().result()
+    while waiting:
+        yield waiting.popleft().result()
 
 
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+class _Progress:
+    """A progress bar on stderr (rate and time left), and the listener, told of the same counts."""
+
+    def __init__(
+        self, phase: str, total: int | None, unit: str, show: bool, listener: ProgressListener | None
+    ) -> None:
+        self.phase = phase
+        self.listener = listener
+        self.bar = tqdm(
+            total=total, desc=phase, unit=unit, file=sys.stderr, disable=not show, delay=PROGRESS_BAR_DELAY
+        )
+
+    def update(self, count: int) -> None:
+        self.bar.update(count)
+        if self.listener is not None:
+            self.listener(self.phase, count)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bar.close()
 
 
 def _column_mapping(pairs: Sequence[str]) -> dict[str, str]:
@@ -355,6 +446,13 @@ def _column_mapping(pairs: Sequence[str]) -> dict[str, str]:
     return columns
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.import_accounts",
@@ -365,7 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--map", action="append", default=[], metavar="FIELD=COLUMN", help="read FIELD from COLUMN"
     )
-    parser.add_argument("--workers", type=int, default=16, help="parallel storage requests (default 16)")
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=len(os.sched_getaffinity(0)),
+        help="worker processes, each writing whole partitions (default: one per core)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate every row and report; write nothing")
     parser.add_argument("--stats", action="store_true", help="count accounts still holding legacy hashes")
     parser.add_argument(
         "--emails-verified",
@@ -383,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_local_settings(args.settings, os.environ)
     try:
-        store = AccountStore(load_storage_settings(os.environ))
+        storage = load_storage_settings(os.environ)
     except ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -391,18 +495,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.file is not None:
         file_format = args.format or ("csv" if args.file.suffix.lower() == ".csv" else "json")
         try:
-            records = list(read_rows(args.file, file_format))
-        except (OSError, ValueError, csv.Error) as error:
-            print(f"error: cannot read {args.file}: {error}", file=sys.stderr)
+            summary = import_export(
+                read_rows(args.file, file_format),
+                columns,
+                storage,
+                workers=args.workers,
+                emails_verified=args.emails_verified,
+                dry_run=args.dry_run,
+            )
+        except (OSError, ValueError, csv.Error, ijson.JSONError) as error:
+            print(f"error: cannot read {args.file}: {error} (nothing was written)", file=sys.stderr)
             return 2
-        summary = Summary()
-        accounts = validate(records, columns, summary)
-        import_accounts(store, accounts, summary, workers=args.workers, emails_verified=args.emails_verified)
-        summary.write(sys.stdout)
+        except KeyboardInterrupt:
+            print("\nstopped while reading the file: nothing was written", file=sys.stderr)
+            return 2
+        summary.write(sys.stdout, dry_run=args.dry_run)
         status = summary.exit_status()
     if args.stats:
         try:
-            total, legacy = store.hash_statistics()
+            total, legacy = AccountStore(storage).hash_statistics()
         except ServiceError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
