@@ -255,7 +255,12 @@ class _Verifier:
     def __init__(self, settings: TokenSettings) -> None:
         pyjwt = _pyjwt()
         self._format = settings.format
-        self._errors = (pyjwt.PyJWTError, pyjwt.InvalidSignatureError, pyjwt.InvalidAlgorithmError)
+        self._errors = (
+            pyjwt.PyJWTError,
+            pyjwt.InvalidSignatureError,
+            pyjwt.InvalidAlgorithmError,
+            pyjwt.DecodeError,
+        )
         self._decoder = pyjwt.PyJWT(
             options={"require": _required_claims(settings.format), "verify_sub": False}
         )
@@ -271,7 +276,7 @@ class _Verifier:
         )
 
     def verify(self, token: str) -> VerifiedToken:
-        any_error, bad_signature, bad_algorithm = self._errors
+        any_error, bad_signature, bad_algorithm, malformed = self._errors
         candidates = self._keys
         try:
             if len(candidates) > 1 and self._format is TokenFormat.APPSERVICE:
@@ -289,6 +294,8 @@ class _Verifier:
                 return _verified(self._format, decoded["payload"])
         except bad_algorithm:
             raise InvalidToken("wrong or missing alg") from None
+        except malformed as error:  # not a bad signature: those are caught above, per key
+            raise InvalidToken(f"malformed token: {type(error).__name__}") from None
         except any_error as error:
             raise InvalidToken(f"rejected: {type(error).__name__}") from None
         except (TypeError, OverflowError):
