@@ -41,7 +41,7 @@ from azure.data.tables import TableClient
 from shared.account_store import account_rows, email_row_key, new_user_id, partition_for_email
 from shared.passwords import HASHING_SLOTS, Argon2Parameters, PasswordHasher
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, issue_token, verify_token
-from tools import bench_import, devhost
+from tools import bench_import, bench_pinned, devhost
 from tools.azurite import PROJECT_ROOT, Azurite, free_port
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark accounts' password
@@ -215,6 +215,14 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}; Azurite (in memory) on the same machine"
     )
+
+
+def stored_login_hash(app: App) -> str:
+    """The stored hash of the bench's login account."""
+    entity = app.table.get_entity(
+        partition_for_email("login@example.com"), email_row_key("login@example.com")
+    )
+    return str(entity["PasswordHash"])
 
 
 def login_and_register_overhead(
@@ -442,8 +450,8 @@ def logins_per_second(app: App, clients: int, duration: float) -> tuple[float, f
     return done / elapsed, neighbours / max(done, 1)
 
 
-def concurrency(app: App, verify_seconds: float, duration: float, report: Report) -> None:
-    """Figures 5 and 8: throughput with 1-8 clients, and the host's memory."""
+def concurrency(app: App, verify_seconds: float, duration: float, report: Report) -> dict[int, float]:
+    """Figures 5 and 8: throughput with 1-8 clients, and the host's memory; returns each count's share."""
     cores = os.cpu_count() or 1
     limit = cores / verify_seconds
     idle_kib = app.memory_kib("VmRSS")
@@ -484,6 +492,7 @@ def concurrency(app: App, verify_seconds: float, duration: float, report: Report
     report.row("idle, after warm-up", f"{idle_kib / 1024:.1f} MiB")
     report.row(f"peak under {threads} concurrent logins", f"{peak_kib / 1024:.1f} MiB")
     report.row("per request thread", f"{per_thread:.1f} MiB (Argon2 memory cost: 19 MiB)")
+    return {clients: rate / limit for clients, rate, _ in rows}
 
 
 def token_verification(samples: int, report: Report) -> None:
@@ -780,7 +789,13 @@ def main(argv: list[str] | None = None) -> int:
         print("1-2. login and register overhead", file=sys.stderr)
         verify_seconds = login_and_register_overhead(app, limited, hasher, samples, report)
         print("5, 8. concurrency and memory", file=sys.stderr)
-        concurrency(app, verify_seconds, 3.0 if args.quick else 8.0, report)
+        duration = 3.0 if args.quick else 8.0
+        shares = concurrency(app, verify_seconds, duration, report)
+        print("5b. concurrency, pinned", file=sys.stderr)
+        login_hash = stored_login_hash(app)
+        bench_pinned.pinned_concurrency(
+            lambda: hasher.verify(login_hash, PASSWORD), shares, report, duration=duration, samples=samples
+        )
         print("4. growth", file=sys.stderr)
         growth(app, samples, sizes, report)
         print("9. password reset requests", file=sys.stderr)
