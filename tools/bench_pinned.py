@@ -12,7 +12,6 @@ threads started later inherit their creator's).
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -53,14 +52,10 @@ def this_thread_on(cores: set[int]) -> Iterator[None]:
 
 def verify_seconds_on(core: int, verify: Callable[[], object], samples: int) -> float:
     """Median time of one Argon2id verification on ``core`` alone."""
+    from tools.bench import timed  # noqa: PLC0415 - bench imports this module
+
     with this_thread_on({core}):
-        verify()
-        times = []
-        for _ in range(samples):
-            started = time.perf_counter()
-            verify()
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        return timed(verify, samples, warmup=1).median
 
 
 def pinned_concurrency(
