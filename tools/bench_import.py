@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from azure.data.tables import TableClient
 
 from shared.account_store import account_rows, alias_keys, partition_for_email
+from shared.settings import StorageSettings
 from tools.azurite import PROJECT_ROOT, Azurite
 
 if TYPE_CHECKING:
@@ -188,9 +189,7 @@ def dry_run_memory(azurite: Azurite, export: Path) -> tuple[float, float]:
     return sampler.peak_mib, elapsed
 
 
-def _storage(azurite: Azurite, table: str) -> Any:
-    from shared.settings import StorageSettings  # noqa: PLC0415
-
+def _storage(azurite: Azurite, table: str) -> StorageSettings:
     return StorageSettings(table_name=table, connection_string=azurite.connection_string)
 
 

@@ -65,7 +65,7 @@ from tools.import_partitions import (
     SpoolWriter,
     account_task,
     alias_task,
-    spooled_rows,
+    read_spool,
     start_worker,
     use_store,
 )
@@ -80,7 +80,7 @@ from tools.import_rows import (
 )
 from tools.local_settings import PROJECT_ROOT, apply_local_settings
 
-__all__ = ["Summary", "import_export", "main", "parse_account", "read_rows", "validate"]
+__all__ = ["Summary", "import_export", "main", "parse_account", "read_rows"]
 
 #: Progress bars appear only for imports that last longer than this (seconds).
 PROGRESS_BAR_DELAY = 0.5
@@ -140,25 +140,6 @@ class Summary:
                 out.write(f"  row {row}: {reason}\n")
 
 
-def validate(
-    records: Iterable[Mapping[str, Any]],
-    columns: Mapping[str, str],
-    summary: Summary,
-    on_row: Callable[[int], object] = lambda count: None,
-) -> Iterator[LegacyAccount]:
-    """Parse each record in this process; reject bad rows and later duplicates (by email or id)."""
-    duplicates = Duplicates()
-    for row, record in enumerate(records, start=1):
-        on_row(1)
-        try:
-            account = parse_account(row, record, columns)
-            duplicates.add(account)
-        except RowError as error:
-            summary.rejected.append((row, str(error)))
-            continue
-        yield account
-
-
 def import_export(
     records: Iterable[Mapping[str, Any]],
     columns: Mapping[str, str],
@@ -188,7 +169,7 @@ def import_export(
             _Progress("validating", None, "row", show_progress, on_progress) as bar,
         ):
             for account in pool.validate(records, columns, summary, bar):
-                spool.add(account.alias_partition, tuple(account))
+                spool.add(account.alias_partition, account)
                 summary.valid += 1
         if dry_run or not summary.valid:
             return summary
@@ -197,8 +178,8 @@ def import_export(
 
             def forward(result: PartitionResult) -> None:
                 nonlocal forwarded
-                for partition, record in result.forwarded:
-                    spool.add(partition, record)
+                for account, alias_written in result.forwarded:
+                    spool.add(account.partition, account, alias_written)
                 forwarded += len(result.forwarded)
                 result.forwarded.clear()
 
@@ -277,13 +258,14 @@ class _Workers:
         bar: _Progress,
     ) -> Iterator[LegacyAccount]:
         """Parse every record (in the workers, a batch at a time); refuse duplicates here, in file order."""
-        if self._executor is None:
-            yield from validate(records, columns, summary, bar.update)
-            return
         duplicates = Duplicates()
         batches = _batches(enumerate(records, start=1), VALIDATION_BATCH_ROWS)
         parse = functools.partial(parse_batch, columns=columns)
-        for parsed in _bounded_map(self._executor, parse, batches, in_flight=2 * self.workers):
+        if self._executor is None:
+            parsed_batches: Iterable[list[LegacyAccount | tuple[int, str]]] = map(parse, batches)
+        else:
+            parsed_batches = _bounded_map(self._executor, parse, batches, in_flight=2 * self.workers)
+        for parsed in parsed_batches:
             bar.update(len(parsed))
             for outcome in parsed:
                 if isinstance(outcome, LegacyAccount):
@@ -384,7 +366,7 @@ def _start_worker(storage: StorageSettings, progress: Any) -> None:
 
 
 def _not_finished(spools: list[Path]) -> PartitionResult:
-    return PartitionResult(failed=[(row, NOT_FINISHED) for row in spooled_rows(spools)])
+    return PartitionResult(failed=[(account.row, NOT_FINISHED) for account, _ in read_spool(spools)])
 
 
 T = TypeVar("T")

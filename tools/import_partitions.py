@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 from shared.account_store import AccountStore, ImportOutcome
 from shared.errors import ServiceError, StorageUnavailable
@@ -50,8 +50,8 @@ class PartitionResult:
     email_taken: list[tuple[int, str]] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
-    #: Accounts passed on to the next phase: (account partition, spool record) each.
-    forwarded: list[tuple[str, tuple[tuple[Any, ...], bool]]] = field(default_factory=list)
+    #: Accounts passed on to the next phase, each with whether this run wrote its alias.
+    forwarded: list[tuple[LegacyAccount, bool]] = field(default_factory=list)
 
     @property
     def storage_failed(self) -> bool:
@@ -85,11 +85,12 @@ class SpoolWriter:
         self._files: dict[str, IO[bytes]] = {}
         directory.mkdir(parents=True, exist_ok=True)
 
-    def add(self, key: str, record: object) -> None:
+    def add(self, key: str, account: LegacyAccount, alias_written: bool = False) -> None:
+        """Append ``account`` to the file of ``key``, with whether this run wrote its alias."""
         stream = self._files.get(key)
         if stream is None:
             stream = self._files[key] = (self.directory / f"{key}{self.suffix}").open("ab")
-        pickle.dump(record, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((tuple(account), alias_written), stream, protocol=pickle.HIGHEST_PROTOCOL)
 
     def close(self) -> None:
         for stream in self._files.values():
@@ -103,15 +104,16 @@ class SpoolWriter:
         self.close()
 
 
-def read_spool(paths: list[Path]) -> Iterator[Any]:
-    """Yield every record of the spool files ``paths``, file by file."""
+def read_spool(paths: list[Path]) -> Iterator[tuple[LegacyAccount, bool]]:
+    """Yield every account of the spool files ``paths``, file by file, with its alias flag."""
     for path in paths:
         with path.open("rb") as stream:
             while True:
                 try:
-                    yield pickle.load(stream)  # noqa: S301 - written by this import, in its own 0700 folder
+                    record, alias_written = pickle.load(stream)  # noqa: S301 - this import's own 0700 folder
                 except EOFError:
                     break
+                yield LegacyAccount._make(record), alias_written
 
 
 # The two phases, each on one partition.
@@ -131,7 +133,7 @@ def alias_phase(
     result = PartitionResult()
 
     def forward(account: LegacyAccount, alias_written: bool) -> None:
-        result.forwarded.append((account.partition, (tuple(account), alias_written)))
+        result.forwarded.append((account, alias_written))
 
     try:
         aliased = store.existing_aliases(alias_partition)
@@ -255,7 +257,7 @@ def use_store(store: AccountStore) -> None:
 
 def alias_task(alias_partition: str, spool: Path, progress: Progress | None = None) -> PartitionResult:
     """Run :func:`alias_phase` on one spooled alias partition."""
-    accounts = [LegacyAccount._make(record) for record in read_spool([spool])]
+    accounts = [account for account, _ in read_spool([spool])]
     return alias_phase(_store(), alias_partition, accounts, progress or _report)
 
 
@@ -263,7 +265,7 @@ def account_task(
     partition: str, spools: list[Path], emails_verified: bool, progress: Progress | None = None
 ) -> PartitionResult:
     """Run :func:`account_phase` on one account partition, from every spool file forwarded to it."""
-    entries = [(LegacyAccount._make(record), written) for record, written in read_spool(spools)]
+    entries = list(read_spool(spools))
     return account_phase(
         _store(), partition, entries, emails_verified=emails_verified, progress=progress or _report
     )
@@ -278,12 +280,6 @@ def _store() -> AccountStore:
 def _report(count: int) -> None:
     if _worker_progress is not None and count:
         _worker_progress.put(count)
-
-
-def spooled_rows(paths: list[Path]) -> Iterator[int]:
-    """The row numbers of the accounts in spool files of either phase."""
-    for record in read_spool(paths):
-        yield LegacyAccount._make(record[0] if len(record) == 2 else record).row
 
 
 T = TypeVar("T")
