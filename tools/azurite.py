@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,20 @@ def table_connection_string(port: int, host: str = "127.0.0.1") -> str:
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
         f"TableEndpoint=http://{host}:{port}/{ACCOUNT_NAME};"
     )
+
+
+def pinning(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that confines a child process to ``cpus`` before it runs (``None``: no pinning).
+
+    Linux keeps CPU affinity per thread, and a new thread inherits its creator's:
+    set in the child before ``exec``, it holds for every thread the program starts.
+    """
+    if cpus is None:
+        return None
+    allowed = frozenset(cpus)
+    if not allowed:
+        raise ValueError("cpus must name at least one CPU")
+    return lambda: os.sched_setaffinity(0, allowed)
 
 
 def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
@@ -57,7 +72,9 @@ class Azurite:
         location: Path | None = None,
         all_services: bool = False,
         quiet: bool = True,
+        cpus: set[int] | None = None,
     ) -> None:
+        """``cpus``, when given, confines the emulator (all its threads) to those CPUs."""
         self.table_port = table_port or free_port()
         # The default ports 10002/10000/10001 go together; any other table port gets free neighbours.
         default = self.table_port == 10002
@@ -66,6 +83,7 @@ class Azurite:
         self.location = location
         self.all_services = all_services
         self.quiet = quiet
+        self.cpus = cpus
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -114,7 +132,13 @@ class Azurite:
         if not (BIN / "azurite-table").exists():
             raise FileNotFoundError(f"Azurite is not installed in {BIN}; run `npm ci` (make does)")
         output = subprocess.DEVNULL if self.quiet else None
-        self.process = subprocess.Popen(self.command(), stdout=output, stderr=output, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            preexec_fn=pinning(self.cpus),  # noqa: PLW1509 - only a system call, no lock to deadlock on
+        )
         wait_for_port(self.table_port)
         return self
 

@@ -5,9 +5,10 @@ local host (``python -m tools.devhost``), and the clients. Times are medians
 with the interquartile range; where machines differ, the figure that matters is
 a ratio of two things measured in the same run.
 
-    python -m tools.bench [--quick] [--import-accounts N] [--output docs/performance.md]
+    python -m tools.bench [--quick] [--import-accounts N] [--only STEP ...] [--output docs/performance.md]
 
 ``--quick`` takes fewer samples and a smaller growth table (for a smoke run).
+``--only`` runs some figures alone (``--only concurrency``: figures 5, 5b and 8).
 ``--import-accounts`` sizes the import figure (20,000 to 100,000 is the range
 its target is set for; the default is 20,000).
 """
@@ -153,7 +154,9 @@ class App:
         *,
         address_limits: str = "0",
         extra_settings: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
     ) -> None:
+        """``cpus``, when given, confines the host process (every thread of it) to those CPUs."""
         self.key = secrets.token_hex(32)
         self.table_name = "Bench" + secrets.token_hex(4)
         self.environment = devhost.app_environment(
@@ -174,7 +177,12 @@ class App:
         settings.write_text(json.dumps({"Values": {}}))
         self.port = free_port()
         self.process = devhost.spawn(
-            self.port, settings, self.environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            self.port,
+            settings,
+            self.environment,
+            cpus=cpus,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.client = Client(self.port)
         self.azurite_pid = azurite.pid
@@ -419,11 +427,22 @@ def growth(app: App, samples: int, sizes: tuple[int, int], report: Report) -> No
     report.row(f"baseline lookup ratio {large:,} / {small:,}", f"{theirs:.1f}")
 
 
-def logins_per_second(app: App, clients: int, duration: float) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Throughput:
+    """Logins per second under a steady load, and where the CPU went, per login."""
+
+    rate: float
+    #: CPU seconds per login of the host process (all its threads).
+    host_cpu: float
+    #: CPU seconds per login of the co-located Azurite and of this process (the clients).
+    neighbour_cpu: float
+
+
+def logins_per_second(app: App, clients: int, duration: float) -> Throughput:
     """Throughput of ``clients`` threads each logging in back to back, after a second of warm-up.
 
-    :returns: logins per second, and the CPU seconds per login that the
-        co-located Azurite and this client process spent.
+    The client threads inherit the calling thread's CPU affinity. CPU times are
+    read at the start and end of the measured window only.
     """
     stop = threading.Event()
     counts = [0] * clients
@@ -440,24 +459,39 @@ def logins_per_second(app: App, clients: int, duration: float) -> tuple[float, f
         thread.start()
     time.sleep(1.0)
     start_count, started = sum(counts), time.perf_counter()
+    host = cpu_seconds(app.process.pid)
     neighbours = cpu_seconds(app.azurite_pid) + time.process_time()
     time.sleep(duration)
     done, elapsed = sum(counts) - start_count, time.perf_counter() - started
+    host = cpu_seconds(app.process.pid) - host
     neighbours = cpu_seconds(app.azurite_pid) + time.process_time() - neighbours
     stop.set()
     for thread in threads:
         thread.join()
-    return done / elapsed, neighbours / max(done, 1)
+    logins = max(done, 1)
+    return Throughput(done / elapsed, host / logins, neighbours / logins)
 
 
-def concurrency(app: App, verify_seconds: float, duration: float, report: Report) -> dict[int, float]:
-    """Figures 5 and 8: throughput with 1-8 clients, and the host's memory; returns each count's share."""
+CLIENT_COUNTS = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """What figure 5 measured: each client count's share of the all-core limit, and the host's memory."""
+
+    shares: dict[int, float]
+    idle_kib: int
+    peak_kib: int
+
+
+def concurrency(app: App, verify_seconds: float, duration: float, report: Report) -> Concurrency:
+    """Figure 5: throughput with 1-8 clients, everything sharing all cores, against the all-core limit."""
     cores = os.cpu_count() or 1
     limit = cores / verify_seconds
     idle_kib = app.memory_kib("VmRSS")
-    rows = [(clients, *logins_per_second(app, clients, duration)) for clients in (1, 2, 4, 8)]
+    rows = [(clients, logins_per_second(app, clients, duration)) for clients in CLIENT_COUNTS]
     peak_kib = app.memory_kib("VmHWM")
-    neighbour_cpu = statistics.median(cpu for _, _, cpu in rows)
+    neighbour_cpu = statistics.median(measured.neighbour_cpu for _, measured in rows)
     adjusted = cores / (verify_seconds + neighbour_cpu)
     report.table(
         "5. Concurrency",
@@ -467,20 +501,23 @@ def concurrency(app: App, verify_seconds: float, duration: float, report: Report
         f"them (measured); the limit left for the service is {cores} / ({ms(verify_seconds)} + "
         f"{ms(neighbour_cpu)}) = {adjusted:.1f}/s, shown second.",
     )
-    for clients, rate, _ in rows:
-        share, adjusted_share = rate / limit, rate / adjusted
+    for clients, measured in rows:
+        share, adjusted_share = measured.rate / limit, measured.rate / adjusted
         label = f"{clients} client{'s' * (clients > 1)}"
-        measured = (
-            f"{rate:.1f}/s ({share:.2f} of the limit; {adjusted_share:.2f} of what is left to the service)"
-        )
         report.row(
             label,
-            measured,
+            f"{measured.rate:.1f}/s ({share:.2f} of the limit; {adjusted_share:.2f} of what is left to "
+            "the service)",
             "≥ 0.85 of the limit" if clients >= 4 else "",
             share >= 0.85 if clients >= 4 else None,
         )
-    threads = 8
-    per_thread = (peak_kib - idle_kib) / 1024 / threads
+    return Concurrency({clients: measured.rate / limit for clients, measured in rows}, idle_kib, peak_kib)
+
+
+def memory(measured: Concurrency, report: Report) -> None:
+    """Figure 8: the host's resident memory before and after figure 5's load."""
+    threads = max(CLIENT_COUNTS)
+    per_thread = (measured.peak_kib - measured.idle_kib) / 1024 / threads
     report.table(
         "8. Memory",
         "Resident memory of the local host process (the Python worker's equivalent) before and after "
@@ -489,10 +526,9 @@ def concurrency(app: App, verify_seconds: float, duration: float, report: Report
         "Argon2 block after the computation: memory grows by the memory cost once per request thread "
         "that has hashed.",
     )
-    report.row("idle, after warm-up", f"{idle_kib / 1024:.1f} MiB")
-    report.row(f"peak under {threads} concurrent logins", f"{peak_kib / 1024:.1f} MiB")
+    report.row("idle, after warm-up", f"{measured.idle_kib / 1024:.1f} MiB")
+    report.row(f"peak under {threads} concurrent logins", f"{measured.peak_kib / 1024:.1f} MiB")
     report.row("per request thread", f"{per_thread:.1f} MiB (Argon2 memory cost: 19 MiB)")
-    return {clients: rate / limit for clients, rate, _ in rows}
 
 
 def token_verification(samples: int, report: Report) -> None:
@@ -759,6 +795,50 @@ def running_app(
             app.stop()
 
 
+#: The figures ``--only`` can pick, in the order they run.
+STEPS = ("overhead", "concurrency", "growth", "reset", "mfa", "round-trips", "tokens", "cold-start", "import")
+#: The steps that need the shared Azurite and local host.
+APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mfa"})
+
+
+def app_figures(wanted: set[str], quick: bool, report: Report) -> None:
+    """The figures measured through the local host on a shared Azurite (those of :data:`APP_STEPS`)."""
+    samples = 15 if quick else 60
+    hasher = PasswordHasher(Argon2Parameters())
+    with Azurite(all_services=True) as azurite, running_app(azurite) as app:
+        if "overhead" in wanted:
+            print("1-2. login and register overhead", file=sys.stderr)
+            with running_app(azurite, "1000000/300") as limited:
+                verify_seconds = login_and_register_overhead(app, limited, hasher, samples, report)
+        else:
+            app.register("login@example.com")
+            login_hash = stored_login_hash(app)
+            verify_seconds = timed(lambda: hasher.verify(login_hash, PASSWORD), samples, warmup=1).median
+        if "concurrency" in wanted:
+            print("5, 8. concurrency and memory", file=sys.stderr)
+            duration = 3.0 if quick else 8.0
+            measured = concurrency(app, verify_seconds, duration, report)
+            print("5b. concurrency, pinned", file=sys.stderr)
+            login_hash = stored_login_hash(app)
+            bench_pinned.pinned_concurrency(
+                lambda: hasher.verify(login_hash, PASSWORD),
+                measured.shares,
+                report,
+                duration=duration,
+                samples=samples,
+            )
+            memory(measured, report)
+        if "growth" in wanted:
+            print("4. growth", file=sys.stderr)
+            growth(app, samples, (1_000, 5_000) if quick else (1_000, 50_000), report)
+        if "reset" in wanted:
+            print("9. password reset requests", file=sys.stderr)
+            forgot_cost(azurite, samples, report)
+        if "mfa" in wanted:
+            print("10. login with a second factor", file=sys.stderr)
+            second_factor_cost(app, samples, report)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples and a smaller growth table")
@@ -766,9 +846,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--import-accounts", type=int, help="accounts in the import figure (default 20,000; quick 5,000)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=STEPS,
+        help="run only this figure (repeatable; default: all). 'concurrency' is figures 5, 5b and 8; "
+        "'cold-start' includes the Argon2id parameter table",
+    )
     args = parser.parse_args(argv)
-    samples = 15 if args.quick else 60
-    sizes = (1_000, 5_000) if args.quick else (1_000, 50_000)
+    wanted = set(args.only or STEPS)
 
     report = Report(
         [
@@ -780,42 +866,28 @@ def main(argv: list[str] | None = None) -> int:
             "requests from a thread pool like the Functions Python worker.",
         ]
     )
-    hasher = PasswordHasher(Argon2Parameters())
-    with (
-        Azurite(all_services=True) as azurite,
-        running_app(azurite) as app,
-        running_app(azurite, "1000000/300") as limited,
-    ):
-        print("1-2. login and register overhead", file=sys.stderr)
-        verify_seconds = login_and_register_overhead(app, limited, hasher, samples, report)
-        print("5, 8. concurrency and memory", file=sys.stderr)
-        duration = 3.0 if args.quick else 8.0
-        shares = concurrency(app, verify_seconds, duration, report)
-        print("5b. concurrency, pinned", file=sys.stderr)
-        login_hash = stored_login_hash(app)
-        bench_pinned.pinned_concurrency(
-            lambda: hasher.verify(login_hash, PASSWORD), shares, report, duration=duration, samples=samples
+    if args.only:
+        report.text(f"Partial run: only {', '.join(step for step in STEPS if step in wanted)}.")
+    if wanted & APP_STEPS:
+        app_figures(wanted, args.quick, report)
+    if "round-trips" in wanted:
+        print("3. round trips", file=sys.stderr)
+        round_trips(report)
+    if "tokens" in wanted:
+        print("6. token verification", file=sys.stderr)
+        token_verification(2_000 if args.quick else 20_000, report)
+    if "cold-start" in wanted:
+        print("7. cold start", file=sys.stderr)
+        cold_start(5 if args.quick else 15, report)
+        argon2_tradeoffs(5 if args.quick else 15, report)
+    if "import" in wanted:
+        print("11. import", file=sys.stderr)
+        bench_import.report_import(
+            report,
+            args.import_accounts or (5_000 if args.quick else 20_000),
+            100_000 if args.quick else 1_000_000,
+            len(os.sched_getaffinity(0)),
         )
-        print("4. growth", file=sys.stderr)
-        growth(app, samples, sizes, report)
-        print("9. password reset requests", file=sys.stderr)
-        forgot_cost(azurite, samples, report)
-        print("10. login with a second factor", file=sys.stderr)
-        second_factor_cost(app, samples, report)
-    print("3. round trips", file=sys.stderr)
-    round_trips(report)
-    print("6. token verification", file=sys.stderr)
-    token_verification(2_000 if args.quick else 20_000, report)
-    print("7. cold start", file=sys.stderr)
-    cold_start(5 if args.quick else 15, report)
-    argon2_tradeoffs(5 if args.quick else 15, report)
-    print("11. import", file=sys.stderr)
-    bench_import.report_import(
-        report,
-        args.import_accounts or (5_000 if args.quick else 20_000),
-        100_000 if args.quick else 1_000_000,
-        len(os.sched_getaffinity(0)),
-    )
 
     text = "\n".join(report.lines) + "\n"
     args.output.parent.mkdir(parents=True, exist_ok=True)

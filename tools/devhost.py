@@ -1201,15 +1201,30 @@ def app_environment(settings: Mapping[str, str]) -> dict[str, str]:
 
 
 def spawn(
-    port: int, settings: Path, environment: Mapping[str, str], *, root: Path | None = None, **popen: Any
+    port: int,
+    settings: Path,
+    environment: Mapping[str, str],
+    *,
+    root: Path | None = None,
+    cpus: set[int] | None = None,
+    **popen: Any,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m tools.devhost`` as a child process and wait until it listens.
 
-    ``root`` is the function app's folder (default: this project).
+    ``root`` is the function app's folder (default: this project). ``cpus``, when
+    given, confines the host to those CPUs: the child sets its affinity before
+    ``exec``, so every thread it starts (request threads, listeners) inherits it.
     """
     command = [sys.executable, "-m", "tools.devhost", "--port", str(port), "--settings", str(settings)]
     if root is not None:
         command += ["--root", str(root)]
+    if cpus is not None:
+        if not cpus:
+            raise ValueError("cpus must name at least one CPU")
+        if "preexec_fn" in popen:
+            raise TypeError("pass cpus or preexec_fn, not both")
+        allowed = frozenset(cpus)
+        popen["preexec_fn"] = lambda: os.sched_setaffinity(0, allowed)
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(environment), **popen)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
