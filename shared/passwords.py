@@ -137,7 +137,8 @@ def _common_passwords() -> frozenset[str]:
 #: Argon2 computations allowed to run at once in this process. More than there
 #: are cores only time-slices them, thrashing the caches, so fewer finish per
 #: second (measured: 0.86 of the two-core limit with four at once, 0.93 with two).
-HASHING_SLOTS = os.cpu_count() or 1
+#: The cores counted are those this process may run on, not the machine's.
+HASHING_SLOTS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _hashing_slots = threading.BoundedSemaphore(HASHING_SLOTS)
 
 
