@@ -253,14 +253,8 @@ class _Verifier:
     """
 
     def __init__(self, settings: TokenSettings) -> None:
-        pyjwt = _pyjwt()
+        pyjwt = self._jwt = _pyjwt()
         self._format = settings.format
-        self._errors = (
-            pyjwt.PyJWTError,
-            pyjwt.InvalidSignatureError,
-            pyjwt.InvalidAlgorithmError,
-            pyjwt.DecodeError,
-        )
         self._decoder = pyjwt.PyJWT(
             options={"require": _required_claims(settings.format), "verify_sub": False}
         )
@@ -276,27 +270,27 @@ class _Verifier:
         )
 
     def verify(self, token: str) -> VerifiedToken:
-        any_error, bad_signature, bad_algorithm, malformed = self._errors
+        pyjwt = self._jwt
         candidates = self._keys
         try:
             if len(candidates) > 1 and self._format is TokenFormat.APPSERVICE:
-                kid = _pyjwt().get_unverified_header(token).get("kid")
+                kid = pyjwt.get_unverified_header(token).get("kid")
                 candidates = tuple(pair for pair in candidates if pair[1] == kid)
             last_error: Exception | None = None
             for key, expected_kid in candidates:
                 try:
                     decoded = self._decoder.decode_complete(token, key, **self._arguments)
-                except bad_signature as error:
+                except pyjwt.InvalidSignatureError as error:
                     last_error = error
                     continue
                 if expected_kid is not None and decoded["header"].get("kid") != expected_kid:
                     raise InvalidToken("rejected: unknown key id")
                 return _verified(self._format, decoded["payload"])
-        except bad_algorithm:
+        except pyjwt.InvalidAlgorithmError:
             raise InvalidToken("wrong or missing alg") from None
-        except malformed as error:  # not a bad signature: those are caught above, per key
+        except pyjwt.DecodeError as error:  # not a bad signature: those are caught above, per key
             raise InvalidToken(f"malformed token: {type(error).__name__}") from None
-        except any_error as error:
+        except pyjwt.PyJWTError as error:
             raise InvalidToken(f"rejected: {type(error).__name__}") from None
         except (TypeError, OverflowError):
             # PyJWT releases before jpadilla/pyjwt#1186 int() exp, nbf and iat catching only

@@ -40,7 +40,9 @@ from azure.data.tables import TableClient
 
 from shared.account_store import account_rows, alias_keys, partition_for_email
 from shared.settings import StorageSettings
+from tools import import_accounts
 from tools.azurite import PROJECT_ROOT, Azurite
+from tools.import_partitions import NOT_FINISHED
 
 if TYPE_CHECKING:
     from tools.bench import Report
@@ -139,9 +141,6 @@ def importer(azurite: Azurite, export: Path, count: int, workers: int) -> tuple[
     The progress of both phases (aliases, then accounts) is read from the
     importer's listener in-process; the memory from a run of the command.
     """
-    from tools import import_accounts  # noqa: PLC0415 - the bench imports it only for this figure
-    from tools.import_partitions import NOT_FINISHED  # noqa: PLC0415
-
     marks: list[tuple[float, int]] = []
     done = 0
 
