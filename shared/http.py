@@ -61,7 +61,7 @@ Handler = Callable[[func.HttpRequest], func.HttpResponse]
 class Entry(Protocol):
     """A function's ``main``: the request, and the invocation context the worker passes."""
 
-    def __call__(self, req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse: ...
+    def __call__(self, req: func.HttpRequest, context: func.Context = ...) -> func.HttpResponse: ...
 
 
 def handles_problems(handler: Handler) -> Entry:
@@ -69,9 +69,15 @@ def handles_problems(handler: Handler) -> Entry:
 
     The wrapper takes the Functions ``context`` (the worker passes it because
     the signature names it) and tags every event of the invocation with its id.
+
+    The worker refuses to load a function whose ``context`` annotation is not a
+    type named ``Context`` (``Registry.add_function``: ``Optional[...]`` and
+    ``... | None`` are refused), so it is annotated ``func.Context`` exactly. Its
+    default ``None`` is for direct calls (tests, tools), where there is no
+    invocation; the worker never checks defaults.
     """
 
-    def main(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
+    def main(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:  # type: ignore[assignment]
         token = invocation(context.invocation_id if context is not None else None)
         agent = serving_user_agent(req.headers.get("User-Agent"))
         try:

@@ -88,9 +88,11 @@ from tools.timer_trigger import TimerFunction, TimerHost, TimerTrigger
 from tools.worker import (
     InvocationContext,
     LoadedFunction,
+    WorkerUnavailable,
     encode_http_response,
     failed_function,
     load_function,
+    worker_description,
 )
 
 __all__ = ["InvocationContext"]  # imported from here by tests that build contexts
@@ -748,6 +750,8 @@ def _load(folder: Path, config: Mapping[str, Any], trigger: Mapping[str, Any]) -
     trigger_type = str(trigger.get("type"))
     try:
         return load_function(folder, config, trigger_type)
+    except WorkerUnavailable:
+        raise  # the host cannot start without the worker it was asked for
     except Exception as error:
         logger.exception("Worker failed to load function: '%s'", folder.name)
         return failed_function(folder, config, trigger_type, error)
@@ -1257,10 +1261,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         server = build_host(args.root.resolve(), args.host, args.port, args.settings)
-    except (RouteTemplateError, ValueError) as error:
+    except (RouteTemplateError, ValueError, WorkerUnavailable) as error:
         logger.error("The host cannot start: %s", error)
         raise SystemExit(1) from error
     bound_host, bound_port = server.server_address[:2]
+    print(f"Worker: {worker_description()}", flush=True)
     for function in server.functions:
         methods = ",".join(sorted(function.methods)) if function.methods else "all"
         disabled = " (disabled)" if function.disabled else ""

@@ -11,26 +11,30 @@ as ``azure-functions-runtime-v1``, ``azure_functions_runtime_v1/``):
   package ``__app__``; a folder's script is imported as ``__app__.<folder>``
   (``__app__.<folder>.<module>`` for a ``scriptFile`` other than ``__init__.py``),
   and ``entryPoint`` (default ``main``) must be a callable in it;
-- ``functions.py`` ``Registry.add_function``: a ``$return`` binding must have the
-  ``out`` direction and ``inout`` is refused; the entry point's parameters must
-  be exactly the bindings' names (``context`` aside, which gets the invocation
-  context); an ``out`` binding's parameter, if annotated, must be
-  ``func.Out[...]``, and an ``in`` binding's must not; the messages are the
-  worker's (``cannot load the <name> function: ...``);
+- ``functions.py`` ``Registry.add_function``: every load-time check, in its order and
+  with its messages: binding directions (``inout`` refused, ``$return`` must be
+  ``out``); the ``context`` parameter's annotation must be a type named ``Context``
+  (``Optional[...]`` and ``... | None`` are refused); the parameters must be exactly
+  the bindings' names; ``func.Out[T]`` on ``out`` bindings only, with one argument;
+  no non-type annotations; each annotation checked against its binding type by the
+  SDK's converters (``check_input_type_annotation`` / ``check_output_type_annotation``,
+  ``bindings/meta.py``, ``GenericBinding`` for unknown types); an explicit ``$return``'s
+  return annotation checked the same way (``get_function_return_type``);
 - ``dispatcher.py`` ``_handle__invocation_request``: each ``out`` parameter gets
   a fresh ``func.Out``; after the call, the values set are the outputs, the
   return value goes to ``$return``, and a function without ``$return`` that
   returns something fails (``function 'x' without a $return binding returned a
   non-None value``); ``async def`` functions are awaited.
 
-Microsoft's ``azure-functions-runtime-v1`` (the worker library for this model)
-requires Python 3.13 or newer in every release, and this project supports 3.11
-and up; see docs/local-host.md. On 3.13+ with exactly release
-:data:`RUNTIME_V1_VERSION` of that package installed, and
-``DEVHOST_WORKER=runtime-v1`` set, :func:`load_function` loads through its
-``loader.load_function`` and ``functions.Registry`` instead, and calls through
-its ``native_invocation`` module; otherwise this module's own loader, held to
-the same tests, is used.
+Microsoft's ``azure-functions-runtime-v1`` (the worker Azure runs this model on for
+Python 3.13+) installs only on 3.13 and newer, and this project supports 3.11 and up;
+see docs/local-host.md. On 3.13+, with release :data:`RUNTIME_V1_VERSION` installed
+(requirements.txt pins it), :func:`load_function` loads through its
+``loader.load_function`` and ``functions.Registry`` and calls through its
+``native_invocation`` module: that is the default, and what the suite runs. This
+module's own loader (the port) runs on 3.11 and 3.12, or with ``DEVHOST_WORKER=port``;
+``tests/test_worker.py`` loads a table of probe functions through both and requires
+the same answers.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import platform
 import sys
 import threading
 import typing
@@ -62,6 +67,8 @@ DEFAULT_ENTRY_POINT = "main"
 #: Selects Microsoft's worker library where it can run (Python 3.13+, package installed).
 WORKER_SETTING = "DEVHOST_WORKER"
 RUNTIME_V1 = "runtime-v1"
+#: Selects this module's own loader (the port) even where the package could run.
+PORT = "port"
 #: The exact release of azure-functions-runtime-v1 the optional path was written against.
 RUNTIME_V1_VERSION = "1.2.0"
 
@@ -115,6 +122,8 @@ class Binding:
     name: str
     type: str
     direction: str
+    #: ``dataType`` (``binary``, ``string``, ``stream``), which the host passes as ``BindingInfo.data_type``.
+    data_type: str | None = None
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Binding:
@@ -122,6 +131,7 @@ class Binding:
             name=str(document.get("name") or ""),
             type=str(document.get("type") or ""),
             direction=str(document.get("direction") or "in").lower(),
+            data_type=str(document["dataType"]).lower() if document.get("dataType") else None,
         )
 
 
@@ -212,36 +222,188 @@ def _import_entry_point(name: str, folder: Path, script_file: str, entry_point: 
     return loaded
 
 
-def _is_out(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    candidate = origin if origin is not None else annotation
-    return isinstance(candidate, type) and candidate.__name__ == "Out"
+# The checks of ``functions.py`` ``Registry.add_function``, in its order and with its messages.
+# ``typing_inspect``'s helpers as the worker ships them (``utils/typing_inspect.py``), and its
+# ``GenericBinding`` (``bindings/generic.py``) for binding types the SDK does not register.
+
+_TypingAlias: tuple[type, ...] = (
+    getattr(typing, "_GenericAlias"),  # noqa: B009 - private names, read as the worker reads them
+    getattr(typing, "_SpecialGenericAlias"),  # noqa: B009
+)
 
 
-def _check_signature(  # noqa: PLR0912 - one branch a check of the worker's
+def _is_generic_type(tp: Any) -> bool:
+    """``typing_inspect.is_generic_type``."""
+    return (isinstance(tp, type) and issubclass(tp, typing.Generic)) or (
+        isinstance(tp, _TypingAlias)
+        and getattr(tp, "__origin__", None) not in (typing.Union, tuple, typing.ClassVar, Callable)
+    )
+
+
+def _origin(tp: Any) -> Any:
+    """``typing_inspect.get_origin``."""
+    if isinstance(tp, getattr(typing, "_GenericAlias")):  # noqa: B009
+        return tp.__origin__ if tp.__origin__ is not typing.ClassVar else None
+    return typing.Generic if tp is typing.Generic else None
+
+
+def _args(tp: Any) -> tuple[Any, ...]:
+    """``typing_inspect.get_args``."""
+    if isinstance(tp, getattr(typing, "_GenericAlias")):  # noqa: B009
+        found: tuple[Any, ...] = tp.__args__
+        if _origin(tp) is Callable and found[0] is not Ellipsis:
+            return (list(found[:-1]), found[-1])
+        return found
+    return ()
+
+
+class _GenericBinding:
+    """``bindings/generic.py``: what the worker checks a binding type the SDK does not know against."""
+
+    @staticmethod
+    def check_input_type_annotation(pytype: type) -> bool:
+        return issubclass(pytype, (str, bytes))
+
+    @staticmethod
+    def check_output_type_annotation(pytype: type) -> bool:
+        return issubclass(pytype, (str, bytes, bytearray))
+
+    @staticmethod
+    def has_implicit_output(binding_type: str) -> bool:
+        return False
+
+
+def _binding(binding_type: str) -> Any:
+    """``bindings/meta.py`` ``get_binding``: the SDK's converter for the type, else the generic one."""
+    return func.get_binding_registry().get(binding_type) or _GenericBinding  # type: ignore[no-untyped-call]
+
+
+def _has_implicit_output(binding_type: str) -> bool:
+    """``bindings/meta.py`` ``has_implicit_output``."""
+    binding = _binding(binding_type)
+    if binding is _GenericBinding:
+        return _GenericBinding.has_implicit_output(binding_type)
+    return bool(getattr(binding, "has_implicit_output", lambda: False)())
+
+
+def _is_out_annotation(annotation: Any) -> bool:
+    """Whether a parameter's annotation is ``func.Out[...]`` (by name, as the worker tests it)."""
+    if _is_generic_type(annotation):
+        origin = _origin(annotation)
+        if origin is not None:
+            return isinstance(origin, type) and origin.__name__ == "Out"
+    return isinstance(annotation, type) and annotation.__name__ == "Out"
+
+
+def _check_context(name: str, parameters: dict[str, Any], bound: Mapping[str, Binding], hints: Any) -> bool:
+    """``Registry.is_context_required``: ``context`` is passed when named and not a binding."""
+    if "context" not in parameters or "context" in bound:
+        return False
+    parameters.pop("context")
+    if "context" in hints:
+        annotation = hints["context"]
+        if not isinstance(annotation, type) or annotation.__name__ != "Context":
+            raise FunctionLoadError(
+                name,
+                'the "context" parameter is expected to be of type azure.functions.Context, '
+                f'got "{annotation!r}"',
+            )
+    return True
+
+
+def _check_parameter(name: str, parameter: str, binding: Binding, hints: Mapping[str, Any]) -> None:
+    """``Registry.validate_function_params``, for one parameter."""
+    annotated = parameter in hints
+    annotation = hints.get(parameter)
+    is_out = annotated and _is_out_annotation(annotation)
+    binding_is_out = binding.direction == "out"
+    if is_out:
+        arguments = _args(annotation)
+        if len(arguments) != 1:
+            raise FunctionLoadError(name, f"binding {parameter} has invalid Out annotation {annotation!r}")
+        python_type = arguments[0]
+        if isinstance(python_type, tuple) and _is_generic_type(python_type[0]):
+            python_type = python_type[0][python_type[1:]]
+    else:
+        python_type = annotation
+    if annotated and not isinstance(python_type, type) and not _is_generic_type(python_type):
+        raise FunctionLoadError(name, f"binding {parameter} has invalid non-type annotation {annotation!r}")
+    if binding_is_out and annotated and not is_out:
+        raise FunctionLoadError(
+            name,
+            f'binding {parameter} is declared to have the "out" direction, but its annotation '
+            "in Python is not a subclass of azure.functions.Out",
+        )
+    if not binding_is_out and is_out:
+        raise FunctionLoadError(
+            name,
+            f'binding {parameter} is declared to have the "in" direction in function.json, but its '
+            "annotation is azure.functions.Out in Python",
+        )
+    if not annotated:
+        return
+    generic = python_type in (str, bytes) and not _has_implicit_output(binding.type)
+    checker = _GenericBinding if generic else _binding(binding.type)
+    check = checker.check_output_type_annotation if is_out else checker.check_input_type_annotation
+    if check(python_type):
+        return
+    if binding.data_type:
+        raise FunctionLoadError(
+            name,
+            f'binding type "{parameter!r}" and dataType "{binding.type}" in function.json do not match '
+            f"the corresponding function parameter's Python type annotation {python_type.__name__}",
+        )
+    raise FunctionLoadError(
+        name,
+        f'type of {parameter} binding in function.json "{binding.type}" does not match its Python '
+        f'annotation "{python_type.__name__}"',
+    )
+
+
+def _check_return(name: str, hints: Mapping[str, Any], return_type: str | None) -> None:
+    """``Registry.get_function_return_type``: an explicit ``$return``'s annotation must fit its type."""
+    if return_type is None or "return" not in hints:
+        return
+    annotation = hints["return"]
+    origin = _origin(annotation) if _is_generic_type(annotation) else None
+    if origin is not None and origin.__name__ == "Out":
+        raise FunctionLoadError(name, "return annotation should not be azure.functions.Out")
+    if not isinstance(annotation, type):
+        raise FunctionLoadError(name, f"has invalid non-type return annotation {annotation!r}")
+    # The worker's ``return_pytype is (str, bytes)`` is never true: no "generic" switch here either.
+    if not _binding(return_type).check_output_type_annotation(annotation):
+        raise FunctionLoadError(
+            name,
+            f'Python return annotation "{annotation.__name__}" does not match binding type "{return_type}"',
+        )
+
+
+def _check_signature(
     name: str, main: Callable[..., Any], bindings: list[Binding]
 ) -> tuple[tuple[str, ...], bool, str | None, bool]:
-    """``Registry.add_function``'s checks; :returns: the out parameters, has_return, its type, context."""
+    """``Registry.add_function``'s checks; :returns: the out parameters, has_return, its type, context.
+
+    :raises FunctionLoadError: with the worker's message, for the first check that fails.
+    :raises NameError: an annotation that does not resolve (``typing.get_type_hints``), as there.
+    """
     bound: dict[str, Binding] = {}
-    has_return = False
+    has_return = has_implicit_return = False
     return_type: str | None = None
     for binding in bindings:
         if binding.direction == "inout":
             raise FunctionLoadError(name, '"inout" bindings are not supported')
-        if binding.name == "$return":
-            if binding.direction != "out":
-                raise FunctionLoadError(name, '"$return" binding must have direction set to "out"')
-            has_return, return_type = True, binding.type
-        else:
+        if binding.name == "$return" and binding.direction != "out":
+            raise FunctionLoadError(name, '"$return" binding must have direction set to "out"')
+        implicit = binding.name != "$return" and _has_implicit_output(binding.type)
+        if binding.name != "$return":
             bound[binding.name] = binding
+        if not has_return and (binding.name == "$return" or implicit):
+            return_type = binding.type  # ``get_return_binding``: an explicit $return wins
+        has_return = has_return or binding.name == "$return"
+        has_implicit_return = has_implicit_return or implicit
     parameters = dict(inspect.signature(main).parameters)
-    try:
-        annotations = typing.get_type_hints(main)
-    except Exception:  # noqa: BLE001 - the worker would fail the load; report it the same way
-        annotations = dict(getattr(main, "__annotations__", {}))
-    requires_context = "context" in parameters and "context" not in bound
-    if requires_context:
-        parameters.pop("context")
+    hints = typing.get_type_hints(main)
+    requires_context = _check_context(name, parameters, bound, hints)
     if set(parameters) - set(bound):
         missing = set(parameters) - set(bound)
         raise FunctionLoadError(
@@ -252,50 +414,76 @@ def _check_signature(  # noqa: PLR0912 - one branch a check of the worker's
         raise FunctionLoadError(
             name, f"the following parameters are declared in function.json but not in Python: {missing!r}"
         )
-    outputs: list[str] = []
     for parameter in parameters:
-        binding = bound[parameter]
-        annotated = parameter in annotations
-        is_out = annotated and _is_out(annotations[parameter])
-        if binding.direction == "out":
-            if annotated and not is_out:
-                raise FunctionLoadError(
-                    name,
-                    f'binding {parameter} is declared to have the "out" direction, but its annotation '
-                    "in Python is not a subclass of azure.functions.Out",
-                )
-            outputs.append(parameter)
-        elif is_out:
-            raise FunctionLoadError(
-                name,
-                f'binding {parameter} is declared to have the "in" direction in function.json, but its '
-                "annotation is azure.functions.Out in Python",
-            )
-    return tuple(outputs), has_return, return_type, requires_context
+        _check_parameter(name, parameter, bound[parameter], hints)
+    if has_return:
+        _check_return(name, hints, return_type)
+    outputs = tuple(p for p in parameters if bound[p].direction == "out")
+    return outputs, has_return or has_implicit_return, return_type, requires_context
 
 
-def use_runtime_v1(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether to load through Microsoft's ``azure-functions-runtime-v1`` (see the module's docstring)."""
-    environ = os.environ if environ is None else environ
-    running = (sys.version_info.major, sys.version_info.minor)
-    if (environ.get(WORKER_SETTING) or "").lower() != RUNTIME_V1 or running < (3, 13):
-        return False
+#: The running Python's (major, minor), read so that type checkers do not fold the version tests.
+_RUNNING = (sys.version_info.major, sys.version_info.minor)
+
+
+class WorkerUnavailable(RuntimeError):
+    """``DEVHOST_WORKER=runtime-v1`` was asked for where Microsoft's worker cannot run."""
+
+
+def runtime_v1_problem() -> str | None:
+    """Why Microsoft's worker package cannot be used here, or ``None`` when it can."""
+    if _RUNNING < (3, 13):
+        return f"azure-functions-runtime-v1 needs Python 3.13 or newer; this is {platform.python_version()}"
     try:
         installed = importlib.metadata.version("azure-functions-runtime-v1")
     except importlib.metadata.PackageNotFoundError:
-        return False
+        return "azure-functions-runtime-v1 is not installed (pip install -r requirements.txt)"
     if installed != RUNTIME_V1_VERSION:
-        logging.getLogger("devhost.worker").warning(
-            "azure-functions-runtime-v1 %s is installed, not %s: using the local host's loader",
-            installed,
-            RUNTIME_V1_VERSION,
+        return (
+            f"azure-functions-runtime-v1 {installed} is installed; requirements.txt pins {RUNTIME_V1_VERSION}"
         )
+    return None
+
+
+def use_runtime_v1(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether to load and call functions through Microsoft's ``azure-functions-runtime-v1``.
+
+    ``DEVHOST_WORKER`` chooses: ``runtime-v1`` (the package, or an error where it cannot
+    run), ``port`` (this module's own loader). Unset, the package is used wherever it can
+    run (Python 3.13 or newer with the pinned release installed: what Azure runs for such
+    apps), and the port elsewhere.
+
+    :raises WorkerUnavailable: ``runtime-v1`` was asked for and cannot be used.
+    """
+    environ = os.environ if environ is None else environ
+    asked = (environ.get(WORKER_SETTING) or "").strip().lower()
+    if asked not in ("", RUNTIME_V1, PORT):
+        raise WorkerUnavailable(f"{WORKER_SETTING} must be {RUNTIME_V1!r} or {PORT!r}, not {asked!r}")
+    if asked == PORT:
         return False
-    return True
+    problem = runtime_v1_problem()
+    if problem is not None and asked == RUNTIME_V1:
+        raise WorkerUnavailable(f"{WORKER_SETTING}={RUNTIME_V1}: {problem}")
+    if problem is not None and _RUNNING >= (3, 13):
+        logging.getLogger("devhost.worker").warning("%s: using the local host's own loader", problem)
+    return problem is None
 
 
-def load_function(folder: Path, config: Mapping[str, Any], trigger_type: str) -> LoadedFunction:
+def worker_description(environ: Mapping[str, str] | None = None) -> str:
+    """One line for the start banner: which Python and which worker load the functions."""
+    python = f"Python {platform.python_version()} ({sys.executable})"
+    if use_runtime_v1(environ):
+        return f"{python}, Microsoft's worker azure-functions-runtime-v1 {RUNTIME_V1_VERSION}"
+    return f"{python}, the local host's port of the Python worker's loader"
+
+
+def load_function(
+    folder: Path, config: Mapping[str, Any], trigger_type: str, *, runtime_v1: bool | None = None
+) -> LoadedFunction:
     """Load ``folder`` (its ``function.json`` is ``config``) as the worker's function load request does.
+
+    ``runtime_v1`` chooses the loader: Microsoft's package (``True``), the port
+    (``False``), or as :func:`use_runtime_v1` says (``None``).
 
     :raises FunctionLoadError: what the worker answers for a function it cannot load.
     """
@@ -304,7 +492,7 @@ def load_function(folder: Path, config: Mapping[str, Any], trigger_type: str) ->
     trigger = next(b for b in bindings if b.type == trigger_type)
     script_file = str(config.get("scriptFile") or DEFAULT_SCRIPT_FILE)
     entry_point = str(config.get("entryPoint") or DEFAULT_ENTRY_POINT)
-    if use_runtime_v1():
+    if use_runtime_v1() if runtime_v1 is None else runtime_v1:
         return _load_with_runtime_v1(folder, bindings, trigger, script_file, entry_point)
     main = _import_entry_point(name, folder, script_file, entry_point)
     outputs, has_return, return_type, requires_context = _check_signature(name, main, bindings)
@@ -373,6 +561,10 @@ class _BindingInfo:
     out = 1
     inout = 2
     undefined = 0
+
+
+#: ``protos.BindingInfo.DataType``: ``undefined`` is 0, as the host sends a binding without ``dataType``.
+_DATA_TYPES = {"string": 1, "binary": 2, "stream": 3}
 
 
 class _Protos:
@@ -475,7 +667,12 @@ def _load_with_runtime_v1(
         metadata = _FunctionMetadata(
             name,
             str(folder),
-            {b.name: _BindingMetadata(b.type, directions.get(b.direction, 0)) for b in bindings},
+            {
+                b.name: _BindingMetadata(
+                    b.type, directions.get(b.direction, 0), _DATA_TYPES.get(b.data_type or "", 0)
+                )
+                for b in bindings
+            },
         )
         handle_event._functions.add_function(name, main, metadata, _Protos)
     except Exception as error:  # the library raises its own FunctionLoadError and RuntimeErrors
