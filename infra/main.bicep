@@ -32,9 +32,9 @@ param encryptionKey string
 @allowed(['appservice', 'zumo'])
 param tokenFormat string = 'appservice'
 
-@description('Python version of the function app.')
-@allowed(['3.11', '3.12'])
-param pythonVersion string = '3.11'
+@description('Python version of the function app: 3.13, the version the test suite runs the functions on, through the worker Azure runs for it (azure-functions-runtime-v1, pinned in requirements.txt). Flex Consumption lists the versions a region offers: az functionapp list-flexconsumption-runtimes --location <region> --runtime python.')
+@allowed(['3.11', '3.12', '3.13'])
+param pythonVersion string = '3.13'
 
 @description('Memory of each instance, in MB (Flex Consumption).')
 @allowed([2048, 4096])

@@ -33,6 +33,9 @@ from tools.timer_trigger import (
     stable_hash,
 )
 
+#: The port's pass of `make test` runs these again, through the local host's own loader.
+pytestmark = pytest.mark.through_host
+
 T = TypeVar("T")
 
 #: Every timer function of the test app: records start and end; sleeps as its folder name says.

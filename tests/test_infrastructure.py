@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from shared.errors import SettingError
 from shared.mail.config import AcsSettings
 from shared.settings import load_settings, load_storage_settings
 from shared.storage import new_table_client
+from tools import worker
 from tools.azurite import PROJECT_ROOT
 
 INFRA = PROJECT_ROOT / "infra"
@@ -239,3 +241,26 @@ class TestInfrastructure:
         example = json.loads((PROJECT_ROOT / "local.settings.json.example").read_text())["Values"]
         assert bicep_app_settings()["AUTH_CLEANUP_SCHEDULE"] == f"'{example['AUTH_CLEANUP_SCHEDULE']}'"
         assert example["AUTH_CLEANUP_SCHEDULE"] == "0 0 * * * *", "NCRONTAB with seconds: on the hour"
+
+
+class TestDeployedPython:
+    """The Python and worker Azure runs are the ones the suite runs the functions on."""
+
+    def test_infra_deploys_the_python_of_microsofts_worker(self) -> None:
+        """main.bicep's default Python is 3.13, where requirements.txt pins azure-functions-runtime-v1."""
+        default = re.search(r"^param pythonVersion string = '([\d.]+)'", BICEP, re.MULTILINE)
+        assert default is not None
+        assert default.group(1) == "3.13"
+        if sys.version_info[:2] == (3, 13):
+            assert default.group(1) == f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    def test_requirements_pin_the_worker_the_local_host_loads_through(self) -> None:
+        """requirements.txt pins the worker release tools/worker.py calls, for Python 3.13+ only."""
+        lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+        pins = [line for line in lines if line.startswith("azure-functions-runtime-v1")]
+        assert pins == [f'azure-functions-runtime-v1=={worker.RUNTIME_V1_VERSION}; python_version >= "3.13"']
+        sdk = [line for line in lines if line.startswith("azure-functions>=")]
+        assert sdk == [
+            'azure-functions>=1.18,<2; python_version < "3.13"',
+            'azure-functions>=2,<3; python_version >= "3.13"',
+        ]

@@ -14,6 +14,9 @@ from tests.conftest import LocalHost, app_settings_for
 from tests.mailtest import Inbox, mail_settings
 from tools.azurite import Azurite
 
+#: The port's pass of `make test` runs these again, through the local host's own loader.
+pytestmark = pytest.mark.through_host
+
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
 

@@ -21,6 +21,9 @@ import pytest
 from tools import worker
 from tools.azurite import PROJECT_ROOT
 
+#: The port's pass of `make test` runs these again, through the local host's own loader.
+pytestmark = pytest.mark.through_host
+
 ON_WORKER_PYTHON = sys.version_info >= (3, 13)
 needs_package = pytest.mark.skipif(
     not ON_WORKER_PYTHON, reason="azure-functions-runtime-v1 installs on Python 3.13+ only (the port's pass)"
