@@ -31,12 +31,13 @@ def prose(text: str) -> str:
 
 
 def settings_read_by_the_code() -> set[str]:
-    """Every setting name written as a string in ``shared/``, in ``function.json`` files, or cleared by the tests."""
+    """Each setting named by a string in ``shared/`` or a ``function.json``, or cleared by the tests."""
     names: set[str] = set()
     for path in (PROJECT_ROOT / "shared").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and SETTING.fullmatch(node.value):
-                names.add(node.value)
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and SETTING.fullmatch(value):
+                names.add(value)
     for path in PROJECT_ROOT.glob("*/function.json"):
         names.update(re.findall(r"%(\w+)%", path.read_text()))
     conftest = ast.parse((PROJECT_ROOT / "tests" / "conftest.py").read_text())
@@ -175,7 +176,8 @@ def relative_links(page: Path) -> list[str]:
 def test_anchors_follow_github() -> None:
     """The anchor rule as GitHub applies it, on headings of these pages."""
     assert github_anchor("Migrating from Azure Mobile Services") == "migrating-from-azure-mobile-services"
-    assert github_anchor("The local host (`python -m tools.devhost`)") == "the-local-host-python--m-toolsdevhost"
+    local_host = "the-local-host-python--m-toolsdevhost"
+    assert github_anchor("The local host (`python -m tools.devhost`)") == local_host
     assert github_anchor("1-2. Overhead per login and register") == "1-2-overhead-per-login-and-register"
 
 
