@@ -255,7 +255,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
       APPLICATIONINSIGHTS_CONNECTION_STRING: insights.properties.ConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-      // The service's own settings (README, "App settings").
+      // The service's own settings (docs/configuration.md).
       AZURE_CLIENT_ID: identity.properties.clientId
       ACCOUNTS_TABLE_ENDPOINT: storage.properties.primaryEndpoints.table
       ACCOUNTS_TABLE: accountsTable
