@@ -36,7 +36,7 @@ bench: which-python $(VENV)/.dev $(VENV)/.node
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
 soak: which-python $(VENV)/.dev $(VENV)/.node
-	$(BIN)/python -m tools.soak $(SOAK_ARGS)
+	$(BIN)/python -m tools.bench.soak $(SOAK_ARGS)
 
 install: which-python $(VENV)/.dev $(VENV)/.node
 

@@ -1,4 +1,4 @@
-"""Timer trigger on AUTH_CLEANUP_SCHEDULE: delete the table's dead rows (see shared.cleanup).
+"""Timer trigger on AUTH_CLEANUP_SCHEDULE: delete the table's dead rows (see shared.operations.cleanup).
 
 Storage failing ends the run with an exception, which the host logs as a
 failed invocation; the next occurrence of the schedule tries again.
@@ -6,8 +6,8 @@ failed invocation; the next occurrence of the schedule tries again.
 
 import azure.functions as func
 
-from shared.cleanup import run_cleanup
 from shared.events import end_invocation, invocation
+from shared.operations.cleanup import run_cleanup
 from shared.settings import get_settings
 
 

@@ -2,9 +2,10 @@
 
 import azure.functions as func
 
-from shared import email_change, http
-from shared.accounts import account_service
-from shared.authentication import authenticated_account
+from shared import http
+from shared.accounts.service import account_service
+from shared.http.gate import authenticated_account
+from shared.recovery import email_change
 
 ACCEPTED = "A message is on its way to the new address."
 

@@ -2,8 +2,9 @@
 
 import azure.functions as func
 
-from shared import http, verification
-from shared.accounts import account_service
+from shared import http
+from shared.accounts.service import account_service
+from shared.recovery import verification
 
 ACCEPTED = "If an unverified account uses this email, a verification code is on its way."
 

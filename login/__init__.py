@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared import http
-from shared.accounts import account_service
+from shared.accounts.service import account_service
 
 
 @http.handles_problems

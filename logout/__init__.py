@@ -3,8 +3,8 @@
 import azure.functions as func
 
 from shared import http
-from shared.accounts import account_service
-from shared.authentication import request_token
+from shared.accounts.service import account_service
+from shared.http.gate import request_token
 
 
 @http.handles_problems

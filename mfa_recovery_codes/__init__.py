@@ -3,8 +3,8 @@
 import azure.functions as func
 
 from shared import http
-from shared.accounts import account_service
-from shared.authentication import authenticated_account
+from shared.accounts.service import account_service
+from shared.http.gate import authenticated_account
 from shared.mfa import flows
 
 

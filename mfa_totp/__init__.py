@@ -4,8 +4,8 @@ DELETE /api/mfa/totp {"password","code"}: turn the second factor off (204)."""
 import azure.functions as func
 
 from shared import http
-from shared.accounts import account_service
-from shared.authentication import authenticated_account
+from shared.accounts.service import account_service
+from shared.http.gate import authenticated_account
 from shared.mfa import flows
 
 

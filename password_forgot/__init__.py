@@ -2,8 +2,9 @@
 
 import azure.functions as func
 
-from shared import http, recovery
-from shared.accounts import account_service
+from shared import http
+from shared.accounts.service import account_service
+from shared.recovery import reset as recovery
 
 ACCEPTED = "If an account uses this email, a reset code is on its way."
 

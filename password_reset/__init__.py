@@ -2,8 +2,10 @@
 
 import azure.functions as func
 
-from shared import http, pages, recovery
-from shared.accounts import account_service
+from shared import http
+from shared.accounts.service import account_service
+from shared.http import pages
+from shared.recovery import reset as recovery
 
 
 @http.handles_problems

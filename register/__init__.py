@@ -7,7 +7,7 @@ whether or not the email had an account; the mail says what comes next.
 import azure.functions as func
 
 from shared import http
-from shared.accounts import account_service
+from shared.accounts.service import account_service
 
 ACCEPTED = "Check your email to finish signing up."
 

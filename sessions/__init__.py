@@ -4,8 +4,8 @@ DELETE /api/sessions: end every session of the account, this one included (204).
 import azure.functions as func
 
 from shared import http
-from shared.accounts import account_service
-from shared.authentication import request_token
+from shared.accounts.service import account_service
+from shared.http.gate import request_token
 
 
 @http.handles_problems

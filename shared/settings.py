@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from shared.emails import normalize_email
+from shared.accounts.emails import normalize_email
+from shared.accounts.mobile_services import LegacyTokenSettings
+from shared.accounts.passwords import Argon2Parameters, PasswordPolicy
 from shared.errors import InvalidRequest, SettingError
 from shared.mail.config import (
     DEFAULT_QUEUE_NAME,
@@ -33,10 +35,14 @@ from shared.mail.config import (
     SmtpSettings,
 )
 from shared.mfa.encryption import EncryptionKeys
-from shared.mobile_services import LegacyTokenSettings
-from shared.passwords import Argon2Parameters, PasswordPolicy
-from shared.throttling import AddressLimits, LockoutPolicy, RateLimit
-from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, appservice_signing_key, zumo_signing_key
+from shared.throttling.lockout import AddressLimits, LockoutPolicy, RateLimit
+from shared.tokens.access_tokens import (
+    ZUMO_ISSUER,
+    TokenFormat,
+    TokenSettings,
+    appservice_signing_key,
+    zumo_signing_key,
+)
 
 __all__ = [
     "CLEANUP_SCHEDULE_SETTING",
@@ -115,7 +121,7 @@ class MfaSettings:
 
 @dataclass(frozen=True, slots=True)
 class CleanupSettings:
-    """The scheduled cleanup (:mod:`shared.cleanup`); its schedule is the host's (``AUTH_CLEANUP_SCHEDULE``).
+    """The scheduled cleanup (:mod:`shared.operations.cleanup`), on ``AUTH_CLEANUP_SCHEDULE``.
 
     ``unverified_max_age`` (``AUTH_UNVERIFIED_MAX_DAYS``): under
     ``AUTH_REQUIRE_VERIFIED_EMAIL``, an account that registered under it and

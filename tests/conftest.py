@@ -17,10 +17,11 @@ import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
-from shared import accounts, settings, storage
+from shared import settings, storage
+from shared.accounts import service as accounts
 from shared.mail import courier, outbox
-from tools import devhost
-from tools.azurite import Azurite, free_port
+from tools.devhost import host as devhost
+from tools.emulators.azurite import Azurite, free_port
 
 #: Every app setting the code reads; tests clear them all so nothing leaks in from the shell.
 APP_SETTINGS = (

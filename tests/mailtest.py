@@ -27,9 +27,9 @@ from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 
 import send_mail
 from tests.conftest import AppEnvironment
-from tools.azurite import Azurite, free_port
-from tools.devhost import InvocationContext
-from tools.queue_trigger import trigger_message
+from tools.devhost.host import InvocationContext
+from tools.devhost.queue_trigger import trigger_message
+from tools.emulators.azurite import Azurite, free_port
 
 CODE_LINE = re.compile(r"^\s*(\d{8})\s*$", re.MULTILINE)
 

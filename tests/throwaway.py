@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools import devhost
-from tools.azurite import free_port
+from tools.devhost import host as devhost
+from tools.emulators.azurite import free_port
 
 
 def write_app(

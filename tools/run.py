@@ -19,9 +19,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tools.azurite import PROJECT_ROOT, Azurite
-from tools.local_settings import add_missing_settings, create_local_settings
-from tools.maildev import DEFAULT_SMTP_PORT, DEFAULT_WEB_PORT, MailDev, MailDevError, PortInUse
+from tools.devhost.local_settings import add_missing_settings, create_local_settings
+from tools.emulators.azurite import PROJECT_ROOT, Azurite
+from tools.emulators.maildev import DEFAULT_SMTP_PORT, DEFAULT_WEB_PORT, MailDev, MailDevError, PortInUse
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"

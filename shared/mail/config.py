@@ -12,7 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from shared.throttling import RateLimit
+from shared.throttling.lockout import RateLimit
 
 __all__ = [
     "DEFAULT_QUEUE_NAME",

@@ -25,17 +25,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from shared.account_store import AccountStore
-from shared.accounts import account_service
-from shared.codes import CodePurpose, OneTimeCodes
+from shared.accounts.service import account_service
+from shared.accounts.store import AccountStore
 from shared.errors import InvalidRequest, MailNotConfigured
 from shared.events import log_event
 from shared.mail.config import MailKind, MailSettings
 from shared.mail.outbox import MailRequest
 from shared.mail.templates import MailContext, mask_email, render_mail
 from shared.mail.transport import MailDeliveryFailed, OutgoingMail, Transport, transport_for
-from shared.rate_limiter import RateLimiter
+from shared.recovery.codes import CodePurpose, OneTimeCodes
 from shared.settings import Settings, get_settings
+from shared.throttling.rate_limiter import RateLimiter
 
 __all__ = ["Courier", "courier", "max_dequeue_count", "reset_courier"]
 

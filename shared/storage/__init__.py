@@ -1,0 +1,158 @@
+"""The Table Storage client: created once per process, with bounded waiting.
+
+Microsoft's guidance for Functions is to create SDK clients once and reuse them
+across invocations; :func:`table_client` does that, and creates the table if it
+is missing once per process (not per request).
+
+Every storage call is bounded: a 3 s connect timeout, a 5 s read timeout, at
+most two retries with short back-off, and an overall budget of
+:data:`STORAGE_CALL_BUDGET_SECONDS` per call, after which the request gets 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceExistsError
+from azure.core.pipeline import PipelineRequest
+from azure.core.rest import HttpRequest
+from azure.data.tables import TableClient
+
+from shared.errors import StorageUnavailable
+from shared.settings import StorageSettings
+
+__all__ = [
+    "CLIENT_OPTIONS",
+    "STORAGE_CALL_BUDGET_SECONDS",
+    "StorageRequestCounter",
+    "new_table_client",
+    "storage_errors",
+    "storage_requests",
+    "table_client",
+]
+
+logger = logging.getLogger(__name__)
+# The SDK logs every request URL at INFO; ours carry emails in their keys.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+STORAGE_CALL_BUDGET_SECONDS = 10
+
+
+class StorageRequestCounter:
+    """Counts the HTTP requests sent to Table Storage on behalf of this thread; each retry counts.
+
+    Installed as the clients' ``raw_request_hook`` (azure-core's custom hook
+    policy, which runs after the retry policy, once per attempt). The count
+    lives in a context variable, so work the thread hands to a pool in a copy
+    of its context (as :mod:`shared.throttling.rate_limiter` does) is counted with it.
+    """
+
+    def __init__(self) -> None:
+        self._tally: contextvars.ContextVar[list[int]] = contextvars.ContextVar("storage_requests")
+        self._lock = threading.Lock()
+
+    def __call__(self, request: PipelineRequest[HttpRequest]) -> None:
+        tally = self._current()
+        with self._lock:
+            tally[0] += 1
+
+    @property
+    def count(self) -> int:
+        """Requests sent since the last :meth:`reset` in this thread (and the work it handed off)."""
+        return self._current()[0]
+
+    def reset(self) -> None:
+        self._tally.set([0])
+
+    def _current(self) -> list[int]:
+        try:
+            return self._tally.get()
+        except LookupError:
+            tally = [0]
+            self._tally.set(tally)
+            return tally
+
+
+storage_requests = StorageRequestCounter()
+
+CLIENT_OPTIONS: dict[str, Any] = {
+    "raw_request_hook": storage_requests,
+    "connection_timeout": 3,
+    "read_timeout": 5,
+    "retry_total": 2,
+    "retry_connect": 2,
+    "retry_read": 1,
+    "retry_status": 2,
+    "retry_backoff_factor": 0.2,
+    "retry_backoff_max": 1,
+    "timeout": STORAGE_CALL_BUDGET_SECONDS,
+}
+
+_lock = threading.Lock()
+_clients: dict[StorageSettings, TableClient] = {}
+
+
+def table_client(settings: StorageSettings) -> TableClient:
+    """Return this process's client for the accounts table, creating the table if missing.
+
+    :raises StorageUnavailable: the table could not be reached or created; the
+        next call tries again.
+    """
+    client = _clients.get(settings)
+    if client is not None:
+        return client
+    with _lock:
+        client = _clients.get(settings)
+        if client is None:
+            client = new_table_client(settings)
+            with storage_errors("create table"), contextlib.suppress(ResourceExistsError):
+                client.create_table()
+            _clients[settings] = client
+    return client
+
+
+def new_table_client(settings: StorageSettings) -> TableClient:
+    """Build a client (no request is sent): by managed identity when an endpoint is set.
+
+    With ``ACCOUNTS_TABLE_ENDPOINT``, ``DefaultAzureCredential`` signs in: the
+    app's managed identity on Azure (``AZURE_CLIENT_ID`` picks a user-assigned
+    one), a developer's Azure CLI login locally.
+    """
+    if settings.endpoint is not None:
+        # Imported only here: azure-identity is not needed with a connection string.
+        from azure.identity import DefaultAzureCredential  # noqa: PLC0415
+
+        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+        return TableClient(settings.endpoint, settings.table_name, credential=credential, **CLIENT_OPTIONS)
+    if settings.connection_string is None:
+        raise ValueError("storage settings name neither an endpoint nor a connection string")
+    return TableClient.from_connection_string(
+        settings.connection_string, settings.table_name, **CLIENT_OPTIONS
+    )
+
+
+@contextlib.contextmanager
+def storage_errors(operation: str) -> Iterator[None]:
+    """Turn any storage failure left unhandled by the caller into :class:`StorageUnavailable`."""
+    try:
+        yield
+    except ClientAuthenticationError as error:
+        logger.error("Storage refused our credentials during %s: %s", operation, type(error).__name__)
+        raise StorageUnavailable() from None
+    except AzureError as error:
+        status = getattr(error, "status_code", None)
+        logger.warning("Storage failed during %s: %s (status %s)", operation, type(error).__name__, status)
+        raise StorageUnavailable() from None
+
+
+def reset_clients() -> None:
+    """Close and forget every cached client (tests, or after a settings change)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

@@ -1,0 +1,110 @@
+"""Create ``local.settings.json`` from the example, with a fresh random signing key.
+
+``python -m tools.devhost.local_settings`` does nothing when the file exists, so a key
+once generated stays (and tokens issued with it stay valid across restarts).
+A file from before mail was added lacks the mail settings, and one from before
+the cleanup its schedule; ``make run`` adds them from the example
+(:func:`add_missing_settings`), never changing a value already there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = PROJECT_ROOT / "local.settings.json.example"
+#: How the local run sends mail: to the mail catcher ``make run`` starts. Added together or not at all.
+SMTP_SETTINGS = ("AUTH_MAIL_SMTP_HOST", "AUTH_MAIL_SMTP_PORT", "AUTH_MAIL_SMTP_SECURITY")
+#: The rest of the mail settings of the example, each added when missing.
+MAIL_SETTINGS = ("AUTH_MAIL_QUEUE", "AUTH_MAIL_FROM", "AUTH_APP_NAME", "AUTH_PUBLIC_BASE_URL")
+#: Named as ``%SETTING%`` in a function.json: the host reports the function in error while unset.
+HOST_SETTINGS = ("AUTH_CLEANUP_SCHEDULE",)
+#: A file naming either of these has chosen its mail transport: the catcher's settings stay out.
+TRANSPORTS = ("AUTH_MAIL_SMTP_HOST", "AUTH_MAIL_ACS_ENDPOINT")
+
+
+def apply_local_settings(path: Path, environ: MutableMapping[str, str]) -> dict[str, Any]:
+    """Copy the ``Values`` of a ``local.settings.json`` into ``environ`` without overriding.
+
+    This is what ``func start`` does. :returns: the whole document (``{}`` if missing).
+    """
+    if not path.exists():
+        return {}
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    for name, value in (document.get("Values") or {}).items():
+        environ.setdefault(name, str(value))
+    return document
+
+
+def create_local_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> bool:
+    """Write ``target`` from the project's example if missing; return whether it was written."""
+    if target.exists():
+        return False
+    document = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    values = document.setdefault("Values", {})
+    if not values.get("AUTH_SIGNING_KEY"):
+        # 32 random bytes as hex: valid for AUTH_TOKEN_FORMAT=appservice and zumo alike.
+        values["AUTH_SIGNING_KEY"] = secrets.token_hex(32)
+    if not values.get("AUTH_ENCRYPTION_KEY"):
+        # Seals second-factor secrets at rest (AES-256-GCM): 32 random bytes as hex.
+        values["AUTH_ENCRYPTION_KEY"] = secrets.token_hex(32)
+    target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    target.chmod(0o600)
+    return True
+
+
+def missing_mail_settings(values: Mapping[str, object], example: Mapping[str, object]) -> dict[str, object]:
+    """The example's mail settings that ``values`` lacks.
+
+    A name present counts as set, even if empty. The SMTP settings come as a
+    group, and only when ``values`` names no transport: the catcher's
+    ``AUTH_MAIL_SMTP_SECURITY=none`` must never join a real relay's host.
+    """
+    names = [*MAIL_SETTINGS]
+    if not any(name in values for name in TRANSPORTS):
+        names += SMTP_SETTINGS
+    return {name: example[name] for name in names if name not in values and name in example}
+
+
+def add_missing_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> list[str]:
+    """Add what an existing ``target`` lacks (the example's mail and host settings, an encryption key).
+
+    Values already in ``target`` are kept as they are; nothing is written when
+    nothing is missing (or ``target`` does not exist).
+
+    :returns: the names added.
+    """
+    if not target.exists():
+        return []
+    document = json.loads(target.read_text(encoding="utf-8"))
+    example = json.loads(EXAMPLE.read_text(encoding="utf-8"))["Values"]
+    values = document.setdefault("Values", {})
+    missing = missing_mail_settings(values, example)
+    missing |= {name: example[name] for name in HOST_SETTINGS if name not in values and name in example}
+    if not values.get("AUTH_ENCRYPTION_KEY"):
+        # A file from before the second factor: give it its own key, as a new file gets.
+        missing["AUTH_ENCRYPTION_KEY"] = secrets.token_hex(32)
+    if not missing:
+        return []
+    values.update(missing)
+    # Written beside and renamed over: an interrupted write must not lose the signing key.
+    partial = target.with_name(f".{target.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(json.dumps(document, indent=2) + "\n")
+    partial.chmod(target.stat().st_mode & 0o777)
+    os.replace(partial, target)
+    return list(missing)
+
+
+if __name__ == "__main__":
+    if create_local_settings():
+        print("Created local.settings.json with new random keys", file=sys.stderr)
+    elif added := add_missing_settings():
+        print(f"Added to local.settings.json: {', '.join(added)}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The emulators the local host, the tests and ``make run`` start: Azurite (storage) and MailDev (mail)."""
