@@ -93,7 +93,7 @@ def test_requirements_are_runtime_only_with_ranges() -> None:
     assert not runtime & {"pytest", "ruff", "mypy", "hypothesis", "requests"}
     for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines():
         if line.startswith("azure-functions-runtime-v1=="):
-            continue  # the worker Azure runs the app on: pinned exactly, as Microsoft's runtime version control asks
+            continue  # the worker Azure runs the app on: pinned exactly (runtime version control)
         if line and not line.startswith("#"):
             assert ">=" in line, f"{line}: give a lower bound"
             assert "<" in line, f"{line}: give an upper bound"

@@ -1,4 +1,4 @@
-"""function.json and host.json against SchemaStore's published schemas (tests/schemas/, sources in README).
+"""function.json and host.json against SchemaStore's schemas (tests/project/schemas/, sources in its README).
 
 Each schema is read with the draft its `$schema` names and an empty `referencing` registry, so a `$ref`
 that left the file would fail here instead of going to the network.
@@ -16,7 +16,7 @@ from jsonschema import Draft4Validator, Draft6Validator, validators
 from jsonschema.protocols import Validator
 from referencing import Registry
 
-from tools.azurite import PROJECT_ROOT
+from tools.emulators.azurite import PROJECT_ROOT
 
 SCHEMAS = Path(__file__).parent / "schemas"
 #: Every function folder of the app (a project-root folder holding a function.json).
