@@ -201,6 +201,11 @@ class MfaRecord:
     recovery_digests: tuple[str, ...] = ()
     challenge: str | None = None
     challenge_expires: datetime | None = None
+    #: Codes tried with the current challenge, each counted before it is checked.
+    challenge_tries: int = 0
+    #: The key(s) of the recovery-code digests, sealed under an encryption key (``None``: codes
+    #: digested before keys were stored; they match under a key derived from an encryption key).
+    recovery_key: str | None = None
     etag: str | None = None
 
 
@@ -603,22 +608,30 @@ class AccountStore:
 
     # Changes allowed by a one-time code: each is one transaction that also uses the code up.
 
-    def reset_password(self, credentials: Credentials, password_hash: str, use_code: Operation) -> int:
-        """Store a new hash, revoke every token, clear the lockout and mark the email verified,
-        using the code up, in one transaction guarded by the login row's ETag.
+    def reset_password(
+        self,
+        credentials: Credentials,
+        password_hash: str,
+        use_code: Operation,
+        *,
+        clear_failures: bool = True,
+    ) -> int:
+        """Store a new hash, revoke every token, clear the lockout (unless ``clear_failures`` is false)
+        and mark the email verified, using the code up, in one transaction guarded by the login row's ETag.
 
         :returns: the new session version.
         :raises ConflictError: the account or the code changed since read; nothing written.
         """
         new_version = credentials.session_version + 1
         changes = {"SessionVersion": new_version, "EmailVerified": True}
-        login_changes = changes | {
-            "PasswordHash": password_hash,
-            "FailedLogins": 0,
-            "LockedUntil": _NEVER,
-            "FailureWindowStart": _NEVER,
-            "FailureWindowCount": 0,
-        }
+        login_changes: dict[str, Any] = changes | {"PasswordHash": password_hash}
+        if clear_failures:
+            login_changes |= {
+                "FailedLogins": 0,
+                "LockedUntil": _NEVER,
+                "FailureWindowStart": _NEVER,
+                "FailureWindowCount": 0,
+            }
         self._change_with_code(credentials, login_changes, changes, use_code, "reset password")
         return new_version
 
@@ -674,6 +687,8 @@ class AccountStore:
             recovery_digests=tuple(str(d) for d in digests),
             challenge=entity.get("Challenge") or None,
             challenge_expires=_instant(entity.get("ChallengeExpires")),
+            challenge_tries=int(entity.get("ChallengeTries") or 0),
+            recovery_key=entity.get("RecoveryKey") or None,
             etag=entity.metadata["etag"],
         )
 
@@ -685,6 +700,29 @@ class AccountStore:
         entity = {"PartitionKey": record.partition, "RowKey": mfa_row_key(record.user_id), **changes}
         return self._write_if_unchanged(entity, record.etag, "write second factor")
 
+    def spend_challenge_try(self, record: MfaRecord) -> MfaRecord | None:
+        """Count one more code tried with the row's challenge, if the row is unchanged since read.
+
+        :returns: the row as written (with its new ETag), or ``None`` when another request
+            wrote the row first (nothing written; read again).
+        """
+        tries = record.challenge_tries + 1
+        entity = {
+            "PartitionKey": record.partition,
+            "RowKey": mfa_row_key(record.user_id),
+            "ChallengeTries": tries,
+        }
+        if record.etag is None:
+            return None
+        with storage_errors("count second-factor try"):
+            try:
+                metadata = self._table().update_entity(
+                    entity, mode=UpdateMode.MERGE, **_unchanged(record.etag)
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return None
+        return dataclasses.replace(record, challenge_tries=tries, etag=metadata["etag"])
+
     def change_mfa(
         self,
         account: Account,
@@ -694,10 +732,13 @@ class AccountStore:
         enabled: bool | None = None,
         recovery_codes_left: int | None = None,
         revoke_sessions: bool = False,
+        clear_failures: bool = False,
     ) -> int:
         """Change the second-factor row (``None``: delete it) and the account's flags in one transaction.
 
         The row is guarded by its ETag (so a code is used once), the account row too.
+        ``clear_failures`` also starts the login row's consecutive failure count again
+        (a login's second step succeeded).
 
         :returns: the session version after the change.
         :raises ConflictError: either row changed since read; nothing written.
@@ -728,8 +769,11 @@ class AccountStore:
                 **account_changes,
             }
             operations.append(("update", account_row, merge | _unchanged(account.etag)))
-        if flags:
-            login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **flags}
+        login_changes = dict(flags)
+        if clear_failures:
+            login_changes |= {"FailedLogins": 0, "LockedUntil": _NEVER}
+        if login_changes:
+            login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **login_changes}
             operations.append(("update", login_row, merge))
         self._transact(operations, "change second factor")
         return version

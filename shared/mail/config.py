@@ -46,11 +46,21 @@ class MailKind(StrEnum):
     EMAIL_CHANGED = "email_changed"
     #: Notice: the second factor was turned off.
     MFA_DISABLED = "mfa_disabled"
+    #: Notice: a recovery code was used to sign in; how many are left.
+    RECOVERY_CODE_USED = "recovery_code_used"
+    #: Notice: a new set of recovery codes replaced the old one.
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
 
     @property
     def is_notice(self) -> bool:
         """A notice tells the owner of an account that something happened; it carries no code."""
-        return self in (MailKind.PASSWORD_CHANGED, MailKind.EMAIL_CHANGED, MailKind.MFA_DISABLED)
+        return self in (
+            MailKind.PASSWORD_CHANGED,
+            MailKind.EMAIL_CHANGED,
+            MailKind.MFA_DISABLED,
+            MailKind.RECOVERY_CODE_USED,
+            MailKind.RECOVERY_CODES_REGENERATED,
+        )
 
 
 class SmtpSecurity(StrEnum):

@@ -47,6 +47,8 @@ _CODE_PURPOSES = {
     MailKind.VERIFY_EMAIL: CodePurpose.VERIFY,
     MailKind.EMAIL_CHANGE: CodePurpose.EMAIL_CHANGE,
 }
+#: Notices that say how many recovery codes are left (read when the mail is sent).
+_COUNTS_RECOVERY_CODES = (MailKind.RECOVERY_CODE_USED, MailKind.RECOVERY_CODES_REGENERATED)
 _PAGES = {MailKind.PASSWORD_RESET: "password/reset", MailKind.VERIFY_EMAIL: "email/verify"}
 
 
@@ -59,6 +61,7 @@ class _Decision:
     user_id: str | None = None
     code_email: str | None = None  # the account email a code is issued under
     new_email: str | None = None
+    recovery_codes_left: int | None = None
 
 
 class _Dropped(Exception):
@@ -146,6 +149,12 @@ class Courier:
             raise _Dropped("account_changed")
         if kind is MailKind.VERIFY_EMAIL and credentials.email_verified:
             raise _Dropped("already_verified")
+        if kind in _COUNTS_RECOVERY_CODES:
+            account = self._store.account(credentials.user_id)
+            if account is None:
+                raise _Dropped("account_changed")
+            left = account.recovery_codes_left
+            return _Decision(kind, request.email, credentials.user_id, recovery_codes_left=left)
         return _Decision(kind, request.email, credentials.user_id, code_email=request.email)
 
     def _decide_email_change(self, request: MailRequest) -> _Decision:
@@ -179,6 +188,7 @@ class Courier:
             new_email=decision.new_email,
             masked_email=mask_email(decision.new_email) if decision.new_email else None,
             reset_link=self._link(MailKind.PASSWORD_RESET, decision.to, None),
+            recovery_codes_left=decision.recovery_codes_left,
         )
         rendered = render_mail(decision.kind, context, override=settings.templates)
         sender = settings.sender or ""
