@@ -475,3 +475,48 @@ def test_a_code_typed_with_a_space_works_everywhere(app_env: AppEnvironment) -> 
     spaced = f"{code[:3]} {code[3:]}"
     response = call(mfa_recovery_codes, {"password": PASSWORD, "code": spaced}, account.token)
     assert response.status_code == 200, response.get_body()
+
+
+def test_recovery_code_use_and_regeneration_send_notices(mail_env: AppEnvironment, inbox: Any) -> None:
+    """Each recovery code used at login mails the count left (with 2 or fewer, how to get new ones);
+    regenerating the codes mails a notice too."""
+    from tests.mailtest import deliver_queued
+
+    mail_env.set(AUTH_MAIL_LIMIT="20/3600")
+    account = enrol("nina@example.com")
+    deliver_queued(mail_env)  # the verification mail
+    for used, code in enumerate(account.recovery_codes[:8], start=1):
+        assert second_step(challenge(account.email), recoveryCode=code).status_code == 200
+        deliver_queued(mail_env)  # the count is read when the mail is sent
+        inbox.wait_for(account.email, 1 + used)
+    notices = [m for m in inbox.wait_for(account.email, 9) if "recovery code was used" in m.subject]
+    assert len(notices) == 8
+    texts = sorted(m.text for m in notices)
+    assert sum("9 codes are left" in t for t in texts) == 1
+    assert sum("2 codes are left" in t for t in texts) == 1
+    advice = [t for t in texts if "You are running out of recovery codes" in t]
+    assert len(advice) == 1
+    assert "2 codes are left" in advice[0]
+    regenerated = call(mfa_recovery_codes, {"password": PASSWORD, "code": account.code(1)}, account.token)
+    assert regenerated.status_code == 200
+    deliver_queued(mail_env)
+    latest = inbox.wait_for(account.email, 10)[-1]
+    assert "New recovery codes" in latest.subject
+    assert "A new set of 10 recovery codes" in latest.text
+
+
+def test_a_password_change_keeps_the_second_factor_in_amr(app_env: AppEnvironment) -> None:
+    """A session that passed a second factor keeps its amr for the device's new session after a change."""
+    import password
+
+    account = enrol()
+    token = body_of(second_step(challenge(account.email), code=account.code(1)))["token"]
+    change = {"currentPassword": PASSWORD, "newPassword": "another fine passphrase"}
+    changed = call(password, change, token)
+    assert changed.status_code == 200, changed.get_body()
+    new_token = body_of(changed)["token"]
+    assert jwt.decode(new_token, options={"verify_signature": False})["amr"] == ["pwd", "otp", "mfa"]
+    assert account_service().authenticate(new_token, require_mfa=True).email == account.email
+    plain = register_account("plain-change@example.com")
+    changed_plain = body_of(call(password, change, plain))["token"]
+    assert jwt.decode(changed_plain, options={"verify_signature": False})["amr"] == ["pwd"]

@@ -2,11 +2,12 @@
 
 Parsed from app settings by :mod:`shared.settings` (``AUTH_MAIL_*``,
 ``AUTH_CODE_LIFETIME_SECONDS``, ``AUTH_PUBLIC_BASE_URL``, ``AUTH_APP_LINK_BASE``,
-``AUTH_REQUIRE_VERIFIED_EMAIL``); this module only holds them.
+``AUTH_REQUIRE_VERIFIED_EMAIL``, ``AUTH_MAIL_DELAY_SECONDS``); this module only holds them.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -16,7 +17,9 @@ from shared.throttling import RateLimit
 
 __all__ = [
     "DEFAULT_QUEUE_NAME",
+    "MAX_MAIL_DELAY_SECONDS",
     "AcsSettings",
+    "MailDelay",
     "MailKind",
     "MailSettings",
     "QueueSettings",
@@ -25,6 +28,8 @@ __all__ = [
 ]
 
 DEFAULT_QUEUE_NAME = "auth-mail"
+#: The longest ``AUTH_MAIL_DELAY_SECONDS`` accepted: mail that proves an address should not wait long.
+MAX_MAIL_DELAY_SECONDS = 60
 
 
 class MailKind(StrEnum):
@@ -104,6 +109,37 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MailDelay:
+    """``AUTH_MAIL_DELAY_SECONDS``: a queued mail becomes visible to the mail function after a whole
+    number of seconds drawn uniformly from ``minimum`` to ``maximum`` (``0``: at once)."""
+
+    minimum: int = 1
+    maximum: int = 5
+
+    @classmethod
+    def parse(cls, text: str) -> MailDelay:
+        """Parse ``MIN-MAX`` (``1-5``) or one number of seconds (``0``).
+
+        :raises ValueError: anything else, a minimum above the maximum, or more than a minute.
+        """
+        low, dash, high = text.strip().partition("-")
+        if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+            raise ValueError(text)
+        minimum = int(low)
+        maximum = int(high) if dash else minimum
+        if minimum > maximum or maximum > MAX_MAIL_DELAY_SECONDS:
+            raise ValueError(text)
+        return cls(minimum, maximum)
+
+    def draw(self) -> int:
+        """Seconds for one message (from :mod:`secrets`: an observer cannot predict them)."""
+        return self.minimum + secrets.randbelow(self.maximum - self.minimum + 1)
+
+    def __str__(self) -> str:
+        return f"{self.minimum}-{self.maximum}"
+
+
+@dataclass(frozen=True, slots=True)
 class MailSettings:
     """Everything about mail and one-time codes."""
 
@@ -126,6 +162,8 @@ class MailSettings:
     app_link_base: str | None = None
     #: ``AUTH_REQUIRE_VERIFIED_EMAIL``.
     require_verified: bool = False
+    #: ``AUTH_MAIL_DELAY_SECONDS``: how long a queued mail stays invisible, drawn per message.
+    delay: MailDelay = MailDelay()
 
     @property
     def configured(self) -> bool:
