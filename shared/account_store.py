@@ -51,8 +51,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -676,21 +677,39 @@ class AccountStore:
         entity = self._get(partition, mfa_row_key(account.user_id), "read second factor")
         if entity is None:
             return MfaRecord(account.user_id, partition)
-        digests = json.loads(entity.get("RecoveryCodes") or "[]")
-        last_step = entity.get("LastStep", -1)
-        return MfaRecord(
-            user_id=account.user_id,
-            partition=partition,
-            secret=entity.get("Secret") or None,
-            pending=entity.get("Pending") or None,
-            last_step=int(last_step) if last_step is not None and int(last_step) >= 0 else None,
-            recovery_digests=tuple(str(d) for d in digests),
-            challenge=entity.get("Challenge") or None,
-            challenge_expires=_instant(entity.get("ChallengeExpires")),
-            challenge_tries=int(entity.get("ChallengeTries") or 0),
-            recovery_key=entity.get("RecoveryKey") or None,
-            etag=entity.metadata["etag"],
+        return _mfa_record(account.user_id, partition, entity)
+
+    def mfa_pages(
+        self, *, page_size: int, continuation: dict[str, str] | None = None
+    ) -> Iterator[tuple[list[MfaRecord], dict[str, str] | None]]:
+        """Every second-factor row of the table, a page at a time, from ``continuation`` (``None``: start).
+
+        Yields each page with the continuation of the page after it (``None`` after the last).
+        """
+        query = self._table().query_entities(
+            "RowKey ge @low and RowKey lt @high",
+            parameters={"low": "mfa:", "high": "mfa;"},
+            results_per_page=page_size,
         )
+        pages: Any = query.by_page(continuation_token=continuation)  # type: ignore[arg-type]  # a dict
+        while True:
+            with storage_errors("list second factors"):
+                try:
+                    entities = list(next(pages))
+                except StopIteration:
+                    return
+            records = [
+                _mfa_record(_decode_key(e["RowKey"][len("mfa:") :]), e["PartitionKey"], e) for e in entities
+            ]
+            following: dict[str, str] | None = pages.continuation_token or None
+            yield records, following
+            if following is None:
+                return
+
+    def mfa_record_again(self, record: MfaRecord) -> MfaRecord | None:
+        """Read ``record``'s row again (after a lost write), or ``None`` if it is gone."""
+        entity = self._get(record.partition, mfa_row_key(record.user_id), "read second factor")
+        return None if entity is None else _mfa_record(record.user_id, record.partition, entity)
 
     def save_mfa(self, record: MfaRecord, **changes: Any) -> bool:
         """Write ``changes`` (row properties) to the second-factor row if unchanged since read.
@@ -1167,6 +1186,29 @@ class AccountStore:
 
 #: Stored for "no such instant": a merge cannot remove a property, so a lock is cleared by this.
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _mfa_record(user_id: str, partition: str, entity: Any) -> MfaRecord:
+    digests = json.loads(entity.get("RecoveryCodes") or "[]")
+    last_step = entity.get("LastStep", -1)
+    return MfaRecord(
+        user_id=user_id,
+        partition=partition,
+        secret=entity.get("Secret") or None,
+        pending=entity.get("Pending") or None,
+        last_step=int(last_step) if last_step is not None and int(last_step) >= 0 else None,
+        recovery_digests=tuple(str(d) for d in digests),
+        challenge=entity.get("Challenge") or None,
+        challenge_expires=_instant(entity.get("ChallengeExpires")),
+        challenge_tries=int(entity.get("ChallengeTries") or 0),
+        recovery_key=entity.get("RecoveryKey") or None,
+        etag=entity.metadata["etag"],
+    )
+
+
+def _decode_key(value: str) -> str:
+    """Undo :func:`encode_key`."""
+    return re.sub(r"%([0-9A-F]{2})", lambda match: chr(int(match[1], 16)), value)
 
 
 def _account(user_id: str, entity: Mapping[str, Any]) -> Account:

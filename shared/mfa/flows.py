@@ -54,6 +54,7 @@ __all__ = [
     "disable",
     "issue_challenge_for",
     "log_in_with_code",
+    "opens",
     "regenerate_recovery_codes",
     "resealed",
     "start_enrolment",
@@ -383,6 +384,17 @@ def resealed(keys: EncryptionKeys, record: MfaRecord) -> dict[str, object]:
     ):
         changes["RecoveryKey"] = _seal_digest_keys(keys, record.user_id, _digest_keys(keys, record))
     return changes
+
+
+def opens(keys: EncryptionKeys, record: MfaRecord) -> bool:
+    """Whether the configured keys open the row's TOTP secret (if not, logged ``mfa_secret_unreadable``)."""
+    if record.secret is None:
+        return True
+    try:
+        _unseal(keys, record.secret, record.user_id)
+    except InvalidCode:
+        return False
+    return True
 
 
 def _log_resealed(changes: dict[str, object], user_id: str) -> None:
