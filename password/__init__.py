@@ -4,12 +4,13 @@ import azure.functions as func
 
 from shared import http
 from shared.accounts.service import account_service
-from shared.http.gate import authenticated_account
+from shared.http.gate import request_token
 
 
 @http.handles_problems
 def main(req: func.HttpRequest) -> func.HttpResponse:
-    account = authenticated_account(req)
+    service = account_service()
+    account, verified = service.authenticate_session(request_token(req))
     body = http.read_json_object(req)
     current, new = http.string_field(body, "currentPassword"), http.string_field(body, "newPassword")
-    return http.session_response(account_service().change_password(account, current, new))
+    return http.session_response(service.change_password(account, current, new, amr=verified.amr))

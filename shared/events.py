@@ -25,7 +25,8 @@ login_refused             WARNING  a right password, but ``reason``: account_dis
 account_disabled          INFO     an operator disabled an account: its tokens are refused at once
 account_enabled           INFO     an operator enabled it again (old sessions stay ended)
 admin_<command>           INFO     python -m tools.admin changed or exported an account (disable, enable,
-                                   unlock, revoke, reset_mfa, export, delete)
+                                   unlock, revoke, reset_mfa, export, delete), or resealed every second
+                                   factor (reencrypt: ``examined``, ``resealed``, ``unreadable``)
 password_changed          INFO     a password was changed
 password_check_failed     WARNING  a wrong current password on password/delete (``reason``)
 account_deleted           INFO     an account was deleted (``reason=unverified`` by the cleanup)
@@ -50,10 +51,12 @@ mfa_enrolled              INFO     TOTP was confirmed and turned on (other sessi
 mfa_disabled              INFO     TOTP was turned off (with the password and a code)
 mfa_challenge_issued      INFO     a right password of an account with TOTP: the second step's token
 mfa_succeeded             INFO     a second step signed in (``method``: otp or rec)
-mfa_failed                WARNING  a wrong, replayed or concurrent code (``reason``)
+mfa_failed                WARNING  a wrong, replayed or concurrent code, or an ``mfaToken`` that spent its
+                                   5 tries (``reason``: wrong_code, replayed, challenge_spent)
 recovery_code_used        INFO     a recovery code signed in (``left``)
 recovery_codes_regenerated INFO    a new set of recovery codes replaced the old
 mfa_secret_unreadable     ERROR    a sealed secret did not decrypt (wrong key, or moved between accounts)
+mfa_resealed              INFO     a used second factor was sealed again under the current key (``fields``)
 token_rejected            WARNING  the gate refused a token (``reason``)
 request_refused           INFO     another 4xx (``code``)
 storage_unavailable       WARNING  Table Storage could not be reached (503)

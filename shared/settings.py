@@ -28,7 +28,9 @@ from shared.accounts.passwords import Argon2Parameters, PasswordPolicy
 from shared.errors import InvalidRequest, SettingError
 from shared.mail.config import (
     DEFAULT_QUEUE_NAME,
+    MAX_MAIL_DELAY_SECONDS,
     AcsSettings,
+    MailDelay,
     MailSettings,
     QueueSettings,
     SmtpSecurity,
@@ -267,6 +269,7 @@ def _mail_settings(reader: _Reader) -> MailSettings:
         if app_link_base
         else None,
         require_verified=require_verified,
+        delay=reader.mail_delay("AUTH_MAIL_DELAY_SECONDS", default=defaults.delay),
     )
 
 
@@ -491,6 +494,17 @@ class _Reader:
             return RateLimit.parse(value)
         except ValueError:
             raise SettingError(name, "is not COUNT/SECONDS (such as 30/300) or 0") from None
+
+    def mail_delay(self, name: str, *, default: MailDelay) -> MailDelay:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            return MailDelay.parse(value)
+        except ValueError:
+            raise SettingError(
+                name, f"is not MIN-MAX seconds (such as 1-5) or one number, at most {MAX_MAIL_DELAY_SECONDS}"
+            ) from None
 
     def url(self, name: str, value: str, *, any_scheme: bool = False) -> str:
         """Check that ``value`` is an absolute https:// URL (http:// on loopback; any scheme if allowed)."""

@@ -67,6 +67,7 @@ APP_SETTINGS = (
     "AUTH_APP_NAME",
     "AUTH_MAIL_TEMPLATES",
     "AUTH_MAIL_LIMIT",
+    "AUTH_MAIL_DELAY_SECONDS",
     "AUTH_CODE_LIFETIME_SECONDS",
     "AUTH_PUBLIC_BASE_URL",
     "AUTH_APP_LINK_BASE",
@@ -149,7 +150,7 @@ def reset_app_caches() -> None:
 
 
 def app_settings_for(connection_string: str) -> dict[str, str]:
-    """A new app's settings; the defaults, but for per-address limits.
+    """A new app's settings; the defaults, but for per-address limits and the mail delay.
 
     Every request of the suite comes from one loopback address, so the
     per-address limits are off; the tests of those limits turn them on.
@@ -162,6 +163,8 @@ def app_settings_for(connection_string: str) -> dict[str, str]:
         "AUTH_RATE_LIMIT_LOGIN": "0",
         "AUTH_ENCRYPTION_KEY": secrets.token_hex(32),
         "AUTH_CLEANUP_SCHEDULE": "0 0 * * * *",
+        # Queued mail is visible at once, so tests wait on the mail, not on the random delay.
+        "AUTH_MAIL_DELAY_SECONDS": "0",
     }
 
 

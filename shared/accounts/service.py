@@ -170,14 +170,16 @@ class AccountService:
             log_event("login_refused", logging.WARNING, reason="email_not_verified", user_id=user_id)
             raise EmailNotVerified("Verify your email address first: follow the code in the mail we sent.")
         new_hash = self.hasher.hash(password) if verification is Verification.OK_NEEDS_REHASH else None
-        if new_hash is not None or not record.throttle.is_clear:
-            stored = self.store.update_login(
-                record, password_hash=new_hash, throttle=record.throttle.after_success()
-            )
+        # With a second factor on, the right password is half a login: the failure record stands until
+        # the second step succeeds, so wrong codes spread over fresh logins still add up.
+        mfa = credentials.mfa_totp
+        throttle = record.throttle if mfa else record.throttle.after_success()
+        if new_hash is not None or throttle != record.throttle:
+            stored = self.store.update_login(record, password_hash=new_hash, throttle=throttle)
             if new_hash is not None:
                 previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
                 log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
-        if credentials.mfa_totp:
+        if mfa:
             self._challenge(credentials)
         log_event("login_succeeded", user_id=credentials.user_id)
         return self.start_session(
@@ -413,8 +415,14 @@ class AccountService:
         self.store.revoke_sessions(account)
         log_event("session_ended", user_id=account.user_id, session="all", reason=reason)
 
-    def change_password(self, account: Account, current_password: str, new_password: str) -> Session:
+    def change_password(
+        self, account: Account, current_password: str, new_password: str, *, amr: tuple[str, ...] = ()
+    ) -> Session:
         """Replace the password, revoke every earlier token, and sign a fresh one.
+
+        ``amr`` is how the caller's session was proven (its token's claim): the
+        device's new session keeps it, so a session that passed a second factor
+        still has one after the change (``("pwd",)`` when empty).
 
         :raises InvalidCredentials: ``current_password`` is wrong.
         :raises WeakPassword: ``new_password`` breaks the policy.
@@ -425,7 +433,7 @@ class AccountService:
         devices: list[DeviceSession] = []
 
         def this_device(version: int) -> dict[str, Any]:
-            devices.append(new_session(version=version, user_agent=current_user_agent(), amr=("pwd",)))
+            devices.append(new_session(version=version, user_agent=current_user_agent(), amr=amr or ("pwd",)))
             return devices[-1].to_property()
 
         self.store.change_password(account, credentials, self.hasher.hash(new_password), this_device)

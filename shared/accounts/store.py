@@ -51,8 +51,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -201,6 +202,11 @@ class MfaRecord:
     recovery_digests: tuple[str, ...] = ()
     challenge: str | None = None
     challenge_expires: datetime | None = None
+    #: Codes tried with the current challenge, each counted before it is checked.
+    challenge_tries: int = 0
+    #: The key(s) of the recovery-code digests, sealed under an encryption key (``None``: codes
+    #: digested before keys were stored; they match under a key derived from an encryption key).
+    recovery_key: str | None = None
     etag: str | None = None
 
 
@@ -603,22 +609,30 @@ class AccountStore:
 
     # Changes allowed by a one-time code: each is one transaction that also uses the code up.
 
-    def reset_password(self, credentials: Credentials, password_hash: str, use_code: Operation) -> int:
-        """Store a new hash, revoke every token, clear the lockout and mark the email verified,
-        using the code up, in one transaction guarded by the login row's ETag.
+    def reset_password(
+        self,
+        credentials: Credentials,
+        password_hash: str,
+        use_code: Operation,
+        *,
+        clear_failures: bool = True,
+    ) -> int:
+        """Store a new hash, revoke every token, clear the lockout (unless ``clear_failures`` is false)
+        and mark the email verified, using the code up, in one transaction guarded by the login row's ETag.
 
         :returns: the new session version.
         :raises ConflictError: the account or the code changed since read; nothing written.
         """
         new_version = credentials.session_version + 1
         changes = {"SessionVersion": new_version, "EmailVerified": True}
-        login_changes = changes | {
-            "PasswordHash": password_hash,
-            "FailedLogins": 0,
-            "LockedUntil": _NEVER,
-            "FailureWindowStart": _NEVER,
-            "FailureWindowCount": 0,
-        }
+        login_changes: dict[str, Any] = changes | {"PasswordHash": password_hash}
+        if clear_failures:
+            login_changes |= {
+                "FailedLogins": 0,
+                "LockedUntil": _NEVER,
+                "FailureWindowStart": _NEVER,
+                "FailureWindowCount": 0,
+            }
         self._change_with_code(credentials, login_changes, changes, use_code, "reset password")
         return new_version
 
@@ -663,19 +677,39 @@ class AccountStore:
         entity = self._get(partition, mfa_row_key(account.user_id), "read second factor")
         if entity is None:
             return MfaRecord(account.user_id, partition)
-        digests = json.loads(entity.get("RecoveryCodes") or "[]")
-        last_step = entity.get("LastStep", -1)
-        return MfaRecord(
-            user_id=account.user_id,
-            partition=partition,
-            secret=entity.get("Secret") or None,
-            pending=entity.get("Pending") or None,
-            last_step=int(last_step) if last_step is not None and int(last_step) >= 0 else None,
-            recovery_digests=tuple(str(d) for d in digests),
-            challenge=entity.get("Challenge") or None,
-            challenge_expires=_instant(entity.get("ChallengeExpires")),
-            etag=entity.metadata["etag"],
+        return _mfa_record(account.user_id, partition, entity)
+
+    def mfa_pages(
+        self, *, page_size: int, continuation: dict[str, str] | None = None
+    ) -> Iterator[tuple[list[MfaRecord], dict[str, str] | None]]:
+        """Every second-factor row of the table, a page at a time, from ``continuation`` (``None``: start).
+
+        Yields each page with the continuation of the page after it (``None`` after the last).
+        """
+        query = self._table().query_entities(
+            "RowKey ge @low and RowKey lt @high",
+            parameters={"low": "mfa:", "high": "mfa;"},
+            results_per_page=page_size,
         )
+        pages: Any = query.by_page(continuation_token=continuation)  # type: ignore[arg-type]  # a dict
+        while True:
+            with storage_errors("list second factors"):
+                try:
+                    entities = list(next(pages))
+                except StopIteration:
+                    return
+            records = [
+                _mfa_record(_decode_key(e["RowKey"][len("mfa:") :]), e["PartitionKey"], e) for e in entities
+            ]
+            following: dict[str, str] | None = pages.continuation_token or None
+            yield records, following
+            if following is None:
+                return
+
+    def mfa_record_again(self, record: MfaRecord) -> MfaRecord | None:
+        """Read ``record``'s row again (after a lost write), or ``None`` if it is gone."""
+        entity = self._get(record.partition, mfa_row_key(record.user_id), "read second factor")
+        return None if entity is None else _mfa_record(record.user_id, record.partition, entity)
 
     def save_mfa(self, record: MfaRecord, **changes: Any) -> bool:
         """Write ``changes`` (row properties) to the second-factor row if unchanged since read.
@@ -684,6 +718,29 @@ class AccountStore:
         """
         entity = {"PartitionKey": record.partition, "RowKey": mfa_row_key(record.user_id), **changes}
         return self._write_if_unchanged(entity, record.etag, "write second factor")
+
+    def spend_challenge_try(self, record: MfaRecord) -> MfaRecord | None:
+        """Count one more code tried with the row's challenge, if the row is unchanged since read.
+
+        :returns: the row as written (with its new ETag), or ``None`` when another request
+            wrote the row first (nothing written; read again).
+        """
+        tries = record.challenge_tries + 1
+        entity = {
+            "PartitionKey": record.partition,
+            "RowKey": mfa_row_key(record.user_id),
+            "ChallengeTries": tries,
+        }
+        if record.etag is None:
+            return None
+        with storage_errors("count second-factor try"):
+            try:
+                metadata = self._table().update_entity(
+                    entity, mode=UpdateMode.MERGE, **_unchanged(record.etag)
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return None
+        return dataclasses.replace(record, challenge_tries=tries, etag=metadata["etag"])
 
     def change_mfa(
         self,
@@ -694,10 +751,13 @@ class AccountStore:
         enabled: bool | None = None,
         recovery_codes_left: int | None = None,
         revoke_sessions: bool = False,
+        clear_failures: bool = False,
     ) -> int:
         """Change the second-factor row (``None``: delete it) and the account's flags in one transaction.
 
         The row is guarded by its ETag (so a code is used once), the account row too.
+        ``clear_failures`` also starts the login row's consecutive failure count again
+        (a login's second step succeeded).
 
         :returns: the session version after the change.
         :raises ConflictError: either row changed since read; nothing written.
@@ -728,8 +788,11 @@ class AccountStore:
                 **account_changes,
             }
             operations.append(("update", account_row, merge | _unchanged(account.etag)))
-        if flags:
-            login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **flags}
+        login_changes = dict(flags)
+        if clear_failures:
+            login_changes |= {"FailedLogins": 0, "LockedUntil": _NEVER}
+        if login_changes:
+            login_row = {"PartitionKey": partition, "RowKey": email_row_key(account.email), **login_changes}
             operations.append(("update", login_row, merge))
         self._transact(operations, "change second factor")
         return version
@@ -1123,6 +1186,29 @@ class AccountStore:
 
 #: Stored for "no such instant": a merge cannot remove a property, so a lock is cleared by this.
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _mfa_record(user_id: str, partition: str, entity: Any) -> MfaRecord:
+    digests = json.loads(entity.get("RecoveryCodes") or "[]")
+    last_step = entity.get("LastStep", -1)
+    return MfaRecord(
+        user_id=user_id,
+        partition=partition,
+        secret=entity.get("Secret") or None,
+        pending=entity.get("Pending") or None,
+        last_step=int(last_step) if last_step is not None and int(last_step) >= 0 else None,
+        recovery_digests=tuple(str(d) for d in digests),
+        challenge=entity.get("Challenge") or None,
+        challenge_expires=_instant(entity.get("ChallengeExpires")),
+        challenge_tries=int(entity.get("ChallengeTries") or 0),
+        recovery_key=entity.get("RecoveryKey") or None,
+        etag=entity.metadata["etag"],
+    )
+
+
+def _decode_key(value: str) -> str:
+    """Undo :func:`encode_key`."""
+    return re.sub(r"%([0-9A-F]{2})", lambda match: chr(int(match[1], 16)), value)
 
 
 def _account(user_id: str, entity: Mapping[str, Any]) -> Account:

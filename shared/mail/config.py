@@ -2,11 +2,12 @@
 
 Parsed from app settings by :mod:`shared.settings` (``AUTH_MAIL_*``,
 ``AUTH_CODE_LIFETIME_SECONDS``, ``AUTH_PUBLIC_BASE_URL``, ``AUTH_APP_LINK_BASE``,
-``AUTH_REQUIRE_VERIFIED_EMAIL``); this module only holds them.
+``AUTH_REQUIRE_VERIFIED_EMAIL``, ``AUTH_MAIL_DELAY_SECONDS``); this module only holds them.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -16,7 +17,9 @@ from shared.throttling.lockout import RateLimit
 
 __all__ = [
     "DEFAULT_QUEUE_NAME",
+    "MAX_MAIL_DELAY_SECONDS",
     "AcsSettings",
+    "MailDelay",
     "MailKind",
     "MailSettings",
     "QueueSettings",
@@ -25,6 +28,8 @@ __all__ = [
 ]
 
 DEFAULT_QUEUE_NAME = "auth-mail"
+#: The longest ``AUTH_MAIL_DELAY_SECONDS`` accepted: mail that proves an address should not wait long.
+MAX_MAIL_DELAY_SECONDS = 60
 
 
 class MailKind(StrEnum):
@@ -46,11 +51,21 @@ class MailKind(StrEnum):
     EMAIL_CHANGED = "email_changed"
     #: Notice: the second factor was turned off.
     MFA_DISABLED = "mfa_disabled"
+    #: Notice: a recovery code was used to sign in; how many are left.
+    RECOVERY_CODE_USED = "recovery_code_used"
+    #: Notice: a new set of recovery codes replaced the old one.
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
 
     @property
     def is_notice(self) -> bool:
         """A notice tells the owner of an account that something happened; it carries no code."""
-        return self in (MailKind.PASSWORD_CHANGED, MailKind.EMAIL_CHANGED, MailKind.MFA_DISABLED)
+        return self in (
+            MailKind.PASSWORD_CHANGED,
+            MailKind.EMAIL_CHANGED,
+            MailKind.MFA_DISABLED,
+            MailKind.RECOVERY_CODE_USED,
+            MailKind.RECOVERY_CODES_REGENERATED,
+        )
 
 
 class SmtpSecurity(StrEnum):
@@ -94,6 +109,37 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MailDelay:
+    """``AUTH_MAIL_DELAY_SECONDS``: a queued mail becomes visible to the mail function after a whole
+    number of seconds drawn uniformly from ``minimum`` to ``maximum`` (``0``: at once)."""
+
+    minimum: int = 1
+    maximum: int = 5
+
+    @classmethod
+    def parse(cls, text: str) -> MailDelay:
+        """Parse ``MIN-MAX`` (``1-5``) or one number of seconds (``0``).
+
+        :raises ValueError: anything else, a minimum above the maximum, or more than a minute.
+        """
+        low, dash, high = text.strip().partition("-")
+        if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+            raise ValueError(text)
+        minimum = int(low)
+        maximum = int(high) if dash else minimum
+        if minimum > maximum or maximum > MAX_MAIL_DELAY_SECONDS:
+            raise ValueError(text)
+        return cls(minimum, maximum)
+
+    def draw(self) -> int:
+        """Seconds for one message (from :mod:`secrets`: an observer cannot predict them)."""
+        return self.minimum + secrets.randbelow(self.maximum - self.minimum + 1)
+
+    def __str__(self) -> str:
+        return f"{self.minimum}-{self.maximum}"
+
+
+@dataclass(frozen=True, slots=True)
 class MailSettings:
     """Everything about mail and one-time codes."""
 
@@ -116,6 +162,8 @@ class MailSettings:
     app_link_base: str | None = None
     #: ``AUTH_REQUIRE_VERIFIED_EMAIL``.
     require_verified: bool = False
+    #: ``AUTH_MAIL_DELAY_SECONDS``: how long a queued mail stays invisible, drawn per message.
+    delay: MailDelay = MailDelay()
 
     @property
     def configured(self) -> bool:

@@ -16,6 +16,7 @@ one of the failed attempt). Every outcome is logged: ``mail_sent``,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -47,6 +48,8 @@ _CODE_PURPOSES = {
     MailKind.VERIFY_EMAIL: CodePurpose.VERIFY,
     MailKind.EMAIL_CHANGE: CodePurpose.EMAIL_CHANGE,
 }
+#: Notices that say how many recovery codes are left (read when the mail is sent).
+_COUNTS_RECOVERY_CODES = (MailKind.RECOVERY_CODE_USED, MailKind.RECOVERY_CODES_REGENERATED)
 _PAGES = {MailKind.PASSWORD_RESET: "password/reset", MailKind.VERIFY_EMAIL: "email/verify"}
 
 
@@ -59,6 +62,7 @@ class _Decision:
     user_id: str | None = None
     code_email: str | None = None  # the account email a code is issued under
     new_email: str | None = None
+    recovery_codes_left: int | None = None
 
 
 class _Dropped(Exception):
@@ -139,6 +143,7 @@ class Courier:
             return _Decision(kind, request.email, request.user_id, new_email=request.new_email)
         credentials = self._store.credentials(request.email)
         if credentials is None:
+            self._work_as_if_sent(request)
             raise _Dropped("unknown_address")
         if credentials.disabled and not kind.is_notice:
             raise _Dropped("account_disabled")
@@ -146,7 +151,41 @@ class Courier:
             raise _Dropped("account_changed")
         if kind is MailKind.VERIFY_EMAIL and credentials.email_verified:
             raise _Dropped("already_verified")
+        if kind in _COUNTS_RECOVERY_CODES:
+            account = self._store.account(credentials.user_id)
+            if account is None:
+                raise _Dropped("account_changed")
+            left = account.recovery_codes_left
+            return _Decision(kind, request.email, credentials.user_id, recovery_codes_left=left)
         return _Decision(kind, request.email, credentials.user_id, code_email=request.email)
+
+    def _work_as_if_sent(self, request: MailRequest) -> None:
+        """For an address without an account: the work a mail to it would cost, without the mail.
+
+        The mail function runs beside the HTTP functions, so its load shows in
+        the latency of requests that follow; an unknown address therefore
+        costs what a known one does (the mail-limit count, a code row's storage
+        round trip, the code and its digest, the rendering), but nothing is
+        stored under the address and nothing is sent. Together with the random
+        delay before a queued mail becomes visible (``AUTH_MAIL_DELAY_SECONDS``),
+        this keeps the load from telling which addresses have accounts.
+        """
+        kind = request.kind
+        self._limiter.admit_mail(kind, request.email, self._settings.limit)
+        purpose = _CODE_PURPOSES.get(kind)
+        code = None
+        if purpose is not None:
+            self._codes.read(request.email, purpose)
+            code = self._codes.stand_in_code(purpose, request.email)
+        context = MailContext(
+            app_name=self._settings.app_name,
+            recipient=request.email,
+            code=code,
+            link=self._link(kind, request.email, code) if code else None,
+            reset_link=self._link(MailKind.PASSWORD_RESET, request.email, None),
+        )
+        with contextlib.suppress(ValueError):  # a kind whose mail needs more than an address renders nothing
+            render_mail(kind, context, override=self._settings.templates)
 
     def _decide_email_change(self, request: MailRequest) -> _Decision:
         new_email = request.new_email
@@ -179,6 +218,7 @@ class Courier:
             new_email=decision.new_email,
             masked_email=mask_email(decision.new_email) if decision.new_email else None,
             reset_link=self._link(MailKind.PASSWORD_RESET, decision.to, None),
+            recovery_codes_left=decision.recovery_codes_left,
         )
         rendered = render_mail(decision.kind, context, override=settings.templates)
         sender = settings.sender or ""

@@ -84,7 +84,7 @@ class Outbox:
         :raises StorageUnavailable: the queue could not be reached.
         """
         self.require()
-        enqueue(self._settings.queue, request)
+        enqueue(self._settings.queue, request, visible_after=self._settings.delay.draw())
 
     def send_after_change(self, request: MailRequest) -> None:
         """Queue ``request`` after a change that is already stored, if mail is configured.
@@ -95,7 +95,7 @@ class Outbox:
         if not self._settings.configured:
             return
         try:
-            enqueue(self._settings.queue, request)
+            enqueue(self._settings.queue, request, visible_after=self._settings.delay.draw())
         except StorageUnavailable:
             log_event("mail_not_queued", logging.ERROR, kind=request.kind, user_id=request.user_id)
 
@@ -122,13 +122,17 @@ def mail_queue(settings: QueueSettings) -> QueueClient:
     return client
 
 
-def enqueue(settings: QueueSettings, request: MailRequest) -> None:
+def enqueue(settings: QueueSettings, request: MailRequest, *, visible_after: int = 0) -> None:
     """Put ``request`` on the mail queue: one round trip.
+
+    ``visible_after`` seconds pass before the mail function can see the message
+    (``AUTH_MAIL_DELAY_SECONDS``), so the work of sending it does not follow the
+    request that queued it at a time an observer could predict.
 
     :raises StorageUnavailable: the queue could not be reached.
     """
     with storage_errors("queue mail"):
-        mail_queue(settings).send_message(request.to_json())
+        mail_queue(settings).send_message(request.to_json(), visibility_timeout=visible_after or None)
 
 
 def reset_queues() -> None:

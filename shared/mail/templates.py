@@ -47,6 +47,8 @@ _REQUIRED: dict[MailKind, tuple[str, ...]] = {
     MailKind.VERIFY_EMAIL: ("code",),
     MailKind.EMAIL_CHANGE: ("code",),
     MailKind.EMAIL_CHANGED: ("masked_email",),
+    MailKind.RECOVERY_CODE_USED: ("recovery_codes_left",),
+    MailKind.RECOVERY_CODES_REGENERATED: ("recovery_codes_left",),
 }
 
 
@@ -70,6 +72,8 @@ class MailContext:
     masked_email: str | None = None
     #: The password-reset page, when one is configured (``signup_existing`` and the notices).
     reset_link: str | None = None
+    #: Unused recovery codes the account has (``recovery_code_used``, ``recovery_codes_regenerated``).
+    recovery_codes_left: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

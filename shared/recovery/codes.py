@@ -112,6 +112,12 @@ class OneTimeCodes:
             self._table().upsert_entity(entity, mode=UpdateMode.REPLACE)
         return code
 
+    def stand_in_code(self, purpose: CodePurpose, address: str) -> str:
+        """A code drawn and digested as :meth:`issue` does, but stored nowhere (the work, not the code)."""
+        code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+        _digest(self._keys[0], purpose, "", address, code)
+        return code
+
     def read(self, email: str, purpose: CodePurpose) -> StoredCode | None:
         """Return the code row of ``email`` and ``purpose``, or ``None``: one point read."""
         with storage_errors("read code"):

@@ -49,7 +49,13 @@ def reset_password(
     service.outbox.require()
     check_password_policy(service.settings.password_policy, new_password, email=normalize_email(email))
     credentials, checked = check_code(service, email, CodePurpose.RESET, code, forwarded_for=forwarded_for)
-    service.store.reset_password(credentials, service.hasher.hash(new_password), checked.use())
+    # A reset proves the mailbox, not the second factor: with one on, its failures keep counting.
+    service.store.reset_password(
+        credentials,
+        service.hasher.hash(new_password),
+        checked.use(),
+        clear_failures=not credentials.mfa_totp,
+    )
     log_event("password_reset_completed", user_id=credentials.user_id)
     notice = MailRequest(MailKind.PASSWORD_CHANGED, credentials.email, user_id=credentials.user_id)
     service.outbox.send_after_change(notice)

@@ -10,7 +10,9 @@ for ``base`` seconds, doubling with each further evaluated failure up to
 ``maximum``. Refused attempts are not evaluated (no hashing) and change
 nothing, so a lock never lasts longer than ``maximum`` after an attacker
 stops. Whatever the settings, at most ``hourly_cap`` failures per account per
-hour are ever evaluated. A successful login resets the consecutive count.
+hour are ever evaluated. A successful login resets the consecutive count; with
+a second factor on, a login succeeds only when its second step does, so a right
+password alone clears nothing, and wrong codes count like wrong passwords.
 
 The state is kept for every email that fails to log in, whether or not it has
 an account, so a refusal never reveals that an account exists.
@@ -84,7 +86,8 @@ class LoginThrottle:
         return LoginThrottle(failures, locked_until, window_start, window_failures)
 
     def after_success(self) -> LoginThrottle:
-        """The record after a successful login: the consecutive count starts again."""
+        """The record after a successful login (both steps, with a second factor): the consecutive count
+        starts again."""
         return dataclasses.replace(self, consecutive_failures=0, locked_until=None)
 
     @property

@@ -26,6 +26,8 @@ IF_NOT_YOU = {
     MailKind.PASSWORD_CHANGED: "If it wasn't you, reset your password in the app at once",
     MailKind.EMAIL_CHANGED: f"If this was not you, contact the {APP} support at once",
     MailKind.MFA_DISABLED: "If it wasn't you, someone knows your password",
+    MailKind.RECOVERY_CODE_USED: "If it wasn't you, someone knows your password and has one of your",
+    MailKind.RECOVERY_CODES_REGENERATED: "If it wasn't you, someone knows your password",
 }
 
 
@@ -38,6 +40,8 @@ def context_for(kind: MailKind, **changes: object) -> MailContext:
         fields.update(recipient="nina.new@example.org", new_email="nina.new@example.org")
     if kind is MailKind.EMAIL_CHANGED:
         fields.update(new_email="nina.new@example.org", masked_email="n***@example.org")
+    if kind in (MailKind.RECOVERY_CODE_USED, MailKind.RECOVERY_CODES_REGENERATED):
+        fields.update(recovery_codes_left=7)
     fields.update(changes)
     return MailContext(**fields)  # type: ignore[arg-type]
 
@@ -215,3 +219,23 @@ def test_mask_email_refuses_non_addresses(address: str) -> None:
     """Something that is not an address is an error, not a guess."""
     with pytest.raises(ValueError, match="not an email address"):
         mask_email(address)
+
+
+@pytest.mark.parametrize(
+    ("left", "count_text", "advice"),
+    [
+        (7, "7 codes are left", False),
+        (2, "2 codes are left", True),
+        (1, "1 code is left", True),
+        (0, "0 codes are left", True),
+    ],
+)
+def test_recovery_code_notice_says_how_many_are_left(left: int, count_text: str, advice: bool) -> None:
+    """The notice counts the codes left, and with 2 or fewer says how to get a new set."""
+    mail = render_mail(
+        MailKind.RECOVERY_CODE_USED, context_for(MailKind.RECOVERY_CODE_USED, recovery_codes_left=left)
+    )
+    for body in (mail.text, mail.html):
+        assert count_text in body
+        assert ("You are running out of recovery codes" in body) is advice
+        assert ("New recovery codes" in body) is advice

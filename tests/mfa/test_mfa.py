@@ -22,7 +22,9 @@ import mfa_totp
 import mfa_totp_confirm
 import register
 from shared.accounts.service import account_service
+from shared.accounts.store import mfa_row_key
 from shared.errors import MfaRequired
+from shared.mfa.encryption import EncryptionKeys, decrypt, key_id
 from tests.conftest import AppEnvironment, http_request, problem
 
 PASSWORD = "correct horse battery"
@@ -350,19 +352,109 @@ def test_an_email_change_keeps_the_second_factor(mail_env: AppEnvironment, inbox
     assert [r["PartitionKey"] for r in rows] == [partition_for_email(new_email)]
 
 
-def test_a_key_rotation_keeps_secrets_and_recovery_codes(app_env: AppEnvironment) -> None:
-    """With the old key in AUTH_PREVIOUS_ENCRYPTION_KEYS, TOTP and recovery codes keep working."""
+def mfa_row(env: AppEnvironment, email: str) -> dict[str, Any]:
+    """The second-factor row of the account of ``email``, read with the bare SDK."""
+    user_id = account_service().store.credentials(email).user_id  # type: ignore[union-attr]
+    return next(e for e in env.entities() if e["RowKey"] == mfa_row_key(user_id))
+
+
+def sealed_key_id(sealed: str) -> str:
+    return sealed.split(".")[1]
+
+
+def test_a_key_rotation_reseals_what_is_used_and_the_old_key_can_go(app_env: AppEnvironment) -> None:
+    """After a rotation, a successful second step seals the row again under the current key (its key id
+    moves), so the old key can be dropped and that account still signs in, with TOTP and recovery codes."""
+    import secrets
+
+    active, idle = enrol("active@example.com"), enrol("idle@example.com")
+    old_key = app_env.values["AUTH_ENCRYPTION_KEY"]
+    new_key = secrets.token_hex(32)
+    old_id, new_id = key_id(bytes.fromhex(old_key)), key_id(bytes.fromhex(new_key))
+    assert sealed_key_id(mfa_row(app_env, active.email)["Secret"]) == old_id
+    app_env.set(AUTH_ENCRYPTION_KEY=new_key, AUTH_PREVIOUS_ENCRYPTION_KEYS=old_key)
+    assert second_step(challenge(active.email), code=active.code(1)).status_code == 200
+    row = mfa_row(app_env, active.email)
+    assert sealed_key_id(row["Secret"]) == new_id
+    assert sealed_key_id(row["RecoveryKey"]) == new_id
+    assert sealed_key_id(mfa_row(app_env, idle.email)["Secret"]) == old_id, "unused rows wait for reencrypt"
+    app_env.set(AUTH_PREVIOUS_ENCRYPTION_KEYS=None)
+    recovered = second_step(challenge(active.email), recoveryCode=active.recovery_codes[0])
+    assert recovered.status_code == 200, "codes made under the old key outlive it"
+    user_id = account_service().store.credentials(active.email).user_id  # type: ignore[union-attr]
+    only_new = EncryptionKeys.from_hex(new_key)
+    opened = decrypt(only_new, row["Secret"], associated_data=user_id.encode())
+    assert opened.decode() == active.app.secret, "the TOTP secret opens under the current key alone"
+    lost = second_step(challenge(idle.email), code=idle.code(1))
+    assert problem(lost)["code"] == "invalid_code", "without the old key nothing still sealed under it opens"
+
+
+def test_a_recovery_code_after_a_rotation_keeps_only_its_own_digest_key(app_env: AppEnvironment) -> None:
+    """A recovery code first used after a rotation reseals too; the rest of the set still works."""
     import secrets
 
     account = enrol()
     old_key = app_env.values["AUTH_ENCRYPTION_KEY"]
     app_env.set(AUTH_ENCRYPTION_KEY=secrets.token_hex(32), AUTH_PREVIOUS_ENCRYPTION_KEYS=old_key)
-    assert second_step(challenge(account.email), code=account.code(1)).status_code == 200
-    recovered = second_step(challenge(account.email), recoveryCode=account.recovery_codes[0])
-    assert recovered.status_code == 200, recovered.get_body()
+    assert second_step(challenge(account.email), recoveryCode=account.recovery_codes[0]).status_code == 200
     app_env.set(AUTH_PREVIOUS_ENCRYPTION_KEYS=None)
-    lost = second_step(challenge(account.email), recoveryCode=account.recovery_codes[1])
-    assert problem(lost)["code"] == "invalid_code", "without the old key nothing sealed under it opens"
+    assert second_step(challenge(account.email), recoveryCode=account.recovery_codes[1]).status_code == 200
+    assert second_step(challenge(account.email), code=account.code(1)).status_code == 200
+
+
+class TestGuessing:
+    """Wrong codes spread over fresh logins add up; a challenge takes at most five codes."""
+
+    def test_fresh_logins_do_not_clear_wrong_codes(self, app_env: AppEnvironment) -> None:
+        """A right password does not reset the count: rounds of login + wrong code reach 429."""
+        app_env.set(AUTH_LOCKOUT_THRESHOLD="3", AUTH_LOCKOUT_BASE_SECONDS="600")
+        account = enrol()
+        for _ in range(3):
+            assert problem(second_step(challenge(account.email), code="000000"))["code"] == "invalid_code"
+        locked = call(login, {"email": account.email, "password": PASSWORD})
+        assert locked.status_code == 429
+
+    def test_wrong_codes_and_wrong_passwords_add_up(self, app_env: AppEnvironment) -> None:
+        """Two wrong passwords and one wrong code lock an account whose threshold is 3."""
+        app_env.set(AUTH_LOCKOUT_THRESHOLD="3", AUTH_LOCKOUT_BASE_SECONDS="600")
+        account = enrol()
+        for _ in range(2):
+            assert call(login, {"email": account.email, "password": "wrong password!"}).status_code == 401
+        assert problem(second_step(challenge(account.email), code="000000"))["code"] == "invalid_code"
+        assert call(login, {"email": account.email, "password": PASSWORD}).status_code == 429
+
+    def test_a_completed_second_step_clears_the_count(self, app_env: AppEnvironment) -> None:
+        """Only a login whose second step succeeded starts the consecutive count again."""
+        app_env.set(AUTH_LOCKOUT_THRESHOLD="3", AUTH_LOCKOUT_BASE_SECONDS="600")
+        account = enrol()
+        for _ in range(2):
+            second_step(challenge(account.email), code="000000")
+        login_row = next(
+            e for e in app_env.entities() if e.get("Email") == account.email and "PasswordHash" in e
+        )
+        assert login_row["FailedLogins"] == 2, "the right passwords in between cleared nothing"
+        assert second_step(challenge(account.email), code=account.code(1)).status_code == 200
+        login_row = next(
+            e for e in app_env.entities() if e.get("Email") == account.email and "PasswordHash" in e
+        )
+        assert login_row["FailedLogins"] == 0
+        for _ in range(2):
+            assert second_step(challenge(account.email), code="000000").status_code == 400
+        assert (
+            second_step(challenge(account.email), recoveryCode=account.recovery_codes[0]).status_code == 200
+        )
+
+    def test_a_challenge_dies_after_five_wrong_codes(self, app_env: AppEnvironment) -> None:
+        """After five wrong codes the right one is refused with that token; a fresh login works."""
+        app_env.set(AUTH_LOCKOUT_THRESHOLD="20")
+        account = enrol()
+        mfa_token = challenge(account.email)
+        for guess in ("000000", "111111", "222222", "333333", "444444"):
+            assert problem(second_step(mfa_token, code=guess))["code"] == "invalid_code"
+        dead = second_step(mfa_token, code=account.code(1))
+        assert (dead.status_code, problem(dead)["code"]) == (401, "invalid_token")
+        assert mfa_row(app_env, account.email)["ChallengeTries"] == 5
+        assert second_step(challenge(account.email), code=account.code(1)).status_code == 200
 
 
 def test_guessing_codes_on_the_management_routes_locks_too(app_env: AppEnvironment) -> None:
@@ -383,3 +475,48 @@ def test_a_code_typed_with_a_space_works_everywhere(app_env: AppEnvironment) -> 
     spaced = f"{code[:3]} {code[3:]}"
     response = call(mfa_recovery_codes, {"password": PASSWORD, "code": spaced}, account.token)
     assert response.status_code == 200, response.get_body()
+
+
+def test_recovery_code_use_and_regeneration_send_notices(mail_env: AppEnvironment, inbox: Any) -> None:
+    """Each recovery code used at login mails the count left (with 2 or fewer, how to get new ones);
+    regenerating the codes mails a notice too."""
+    from tests.mailtest import deliver_queued
+
+    mail_env.set(AUTH_MAIL_LIMIT="20/3600")
+    account = enrol("nina@example.com")
+    deliver_queued(mail_env)  # the verification mail
+    for used, code in enumerate(account.recovery_codes[:8], start=1):
+        assert second_step(challenge(account.email), recoveryCode=code).status_code == 200
+        deliver_queued(mail_env)  # the count is read when the mail is sent
+        inbox.wait_for(account.email, 1 + used)
+    notices = [m for m in inbox.wait_for(account.email, 9) if "recovery code was used" in m.subject]
+    assert len(notices) == 8
+    texts = sorted(m.text for m in notices)
+    assert sum("9 codes are left" in t for t in texts) == 1
+    assert sum("2 codes are left" in t for t in texts) == 1
+    advice = [t for t in texts if "You are running out of recovery codes" in t]
+    assert len(advice) == 1
+    assert "2 codes are left" in advice[0]
+    regenerated = call(mfa_recovery_codes, {"password": PASSWORD, "code": account.code(1)}, account.token)
+    assert regenerated.status_code == 200
+    deliver_queued(mail_env)
+    latest = inbox.wait_for(account.email, 10)[-1]
+    assert "New recovery codes" in latest.subject
+    assert "A new set of 10 recovery codes" in latest.text
+
+
+def test_a_password_change_keeps_the_second_factor_in_amr(app_env: AppEnvironment) -> None:
+    """A session that passed a second factor keeps its amr for the device's new session after a change."""
+    import password
+
+    account = enrol()
+    token = body_of(second_step(challenge(account.email), code=account.code(1)))["token"]
+    change = {"currentPassword": PASSWORD, "newPassword": "another fine passphrase"}
+    changed = call(password, change, token)
+    assert changed.status_code == 200, changed.get_body()
+    new_token = body_of(changed)["token"]
+    assert jwt.decode(new_token, options={"verify_signature": False})["amr"] == ["pwd", "otp", "mfa"]
+    assert account_service().authenticate(new_token, require_mfa=True).email == account.email
+    plain = register_account("plain-change@example.com")
+    changed_plain = body_of(call(password, change, plain))["token"]
+    assert jwt.decode(changed_plain, options={"verify_signature": False})["amr"] == ["pwd"]

@@ -28,6 +28,7 @@ import register
 from shared.accounts.mobile_services import legacy_stored_hash
 from shared.accounts.service import account_service
 from shared.accounts.store import AccountStore
+from shared.mfa.encryption import key_id
 from shared.operations.admin import WITHHELD, AccountAdmin
 from shared.recovery.codes import CodePurpose
 from shared.settings import get_settings
@@ -558,3 +559,58 @@ def test_a_session_revoked_by_the_tool_is_refused_on_every_instance(
     finally:
         a.stop()
         b.stop()
+
+
+class TestReencrypt:
+    """reencrypt: every second-factor row sealed again under the current key, paged and resumable."""
+
+    def test_a_rotation_completes_and_the_old_key_can_go(
+        self, app_env: AppEnvironment, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--dry-run counts and writes nothing; --from carries on; afterwards the old key is not needed."""
+        import login_mfa
+
+        enrolled = [enrol(f"rotate{n}@example.com") for n in range(3)]
+        old_key = app_env.values["AUTH_ENCRYPTION_KEY"]
+        new_key = secrets.token_hex(32)
+        app_env.set(AUTH_ENCRYPTION_KEY=new_key, AUTH_PREVIOUS_ENCRYPTION_KEYS=old_key)
+        before = {e["RowKey"]: e["Secret"] for e in app_env.entities() if e["RowKey"].startswith("mfa:")}
+
+        status, out, err = run(capsys, "reencrypt", "--dry-run", "--page-size", "1")
+        assert status == 0, err
+        assert "examined 3 second-factor rows: would reseal 3" in out
+        after_dry_run = {
+            e["RowKey"]: e["Secret"] for e in app_env.entities() if e["RowKey"].startswith("mfa:")
+        }
+        assert after_dry_run == before
+        resume = re.search(r"resume with --from (\S+)", err)
+        assert resume is not None, err
+
+        status, out, err = run(capsys, "reencrypt", "--from", resume[1], "--page-size", "1")
+        assert status == 0, err
+        assert "examined 2 second-factor rows: resealed 2" in out
+        document = run_json(capsys, "reencrypt")
+        assert (document["examined"], document["resealed"], document["unreadable"]) == (3, 1, 0)
+        assert events(capsys.readouterr().err, "admin_reencrypt") == []  # read by run_json already
+        new_id = key_id(bytes.fromhex(new_key))
+        rows = [e for e in app_env.entities() if e["RowKey"].startswith("mfa:")]
+        assert {e["Secret"].split(".")[1] for e in rows} == {new_id}
+        assert {e["RecoveryKey"].split(".")[1] for e in rows} == {new_id}
+
+        app_env.set(AUTH_PREVIOUS_ENCRYPTION_KEYS=None)
+        for n, (_, _, _, codes) in enumerate(enrolled):
+            first = call(login, {"email": f"rotate{n}@example.com", "password": PASSWORD})
+            mfa_token = problem(first)["mfaToken"]
+            second = call(login_mfa, {"mfaToken": mfa_token, "recoveryCode": codes[0]})
+            assert second.status_code == 200, second.get_body()
+
+    def test_rows_no_key_opens_are_counted_and_left(
+        self, app_env: AppEnvironment, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A row sealed under a key no longer configured is reported (exit 1), not rewritten."""
+        enrol("lost-key@example.com")
+        app_env.set(AUTH_ENCRYPTION_KEY=secrets.token_hex(32))
+        status, out, _ = run(capsys, "reencrypt")
+        assert status == 1
+        assert "1 open under no configured key" in out
+        assert run(capsys, "reencrypt", "--from", "not-a-token")[0] == 2

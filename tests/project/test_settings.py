@@ -218,6 +218,13 @@ SMTP = {
 class TestMailAndSessionSettings:
     """Mail, codes, the second factor and sessions: each bad value names its setting."""
 
+    @pytest.mark.parametrize(("value", "bounds"), [("0", (0, 0)), ("2-7", (2, 7)), (" 3 - 3 ", (3, 3))])
+    def test_mail_delay(self, value: str, bounds: tuple[int, int]) -> None:
+        """AUTH_MAIL_DELAY_SECONDS is MIN-MAX or one number; each draw stays within it."""
+        delay = load_settings(MINIMAL | SMTP | {"AUTH_MAIL_DELAY_SECONDS": value}).mail.delay
+        assert (delay.minimum, delay.maximum) == bounds
+        assert all(bounds[0] <= delay.draw() <= bounds[1] for _ in range(50))
+
     def test_mail_defaults(self) -> None:
         """No transport: mail is off, registration as before."""
         mail = load_settings(MINIMAL).mail
@@ -225,6 +232,7 @@ class TestMailAndSessionSettings:
         assert mail.queue.name == "auth-mail"
         assert (mail.limit.count, mail.limit.seconds) == (5, 3600)
         assert mail.code_lifetime == timedelta(seconds=600)
+        assert (mail.delay.minimum, mail.delay.maximum) == (1, 5)
         smtp = load_settings(MINIMAL | SMTP).mail.transport
         assert smtp is not None
         assert (getattr(smtp, "port", None), str(getattr(smtp, "security", ""))) == (587, "starttls")
@@ -242,6 +250,10 @@ class TestMailAndSessionSettings:
             ({"AUTH_CODE_LIFETIME_SECONDS": "30"}, "AUTH_CODE_LIFETIME_SECONDS"),
             ({"AUTH_CODE_LIFETIME_SECONDS": "7200"}, "AUTH_CODE_LIFETIME_SECONDS"),
             ({"AUTH_MAIL_LIMIT": "five"}, "AUTH_MAIL_LIMIT"),
+            ({"AUTH_MAIL_DELAY_SECONDS": "5-1"}, "AUTH_MAIL_DELAY_SECONDS"),
+            ({"AUTH_MAIL_DELAY_SECONDS": "1-61"}, "AUTH_MAIL_DELAY_SECONDS"),
+            ({"AUTH_MAIL_DELAY_SECONDS": "-1"}, "AUTH_MAIL_DELAY_SECONDS"),
+            ({"AUTH_MAIL_DELAY_SECONDS": "soon"}, "AUTH_MAIL_DELAY_SECONDS"),
             ({"AUTH_PUBLIC_BASE_URL": "http://auth.example.com"}, "AUTH_PUBLIC_BASE_URL"),
             ({"AUTH_PUBLIC_BASE_URL": "https://auth.example.com/#x"}, "AUTH_PUBLIC_BASE_URL"),
             ({"AUTH_MAIL_TEMPLATES": "/nonexistent/templates"}, "AUTH_MAIL_TEMPLATES"),

@@ -94,6 +94,35 @@ class TestForgot:
         assert "event=mail_dropped" in caplog.text
         assert "reason=unknown_address" in caplog.text
 
+    def test_an_unknown_address_costs_the_mail_function_what_a_known_one_does(
+        self, mail_env: AppEnvironment, inbox: Inbox
+    ) -> None:
+        """The mail function's storage round trips for an unknown address match a sent mail's; no mail."""
+        from shared.storage import storage_requests
+
+        register_account("known@example.com")
+        deliver_queued(mail_env)  # the verification mail
+        inbox.wait_for("known@example.com")
+        counts = {}
+        for email in ("known@example.com", "unknown@example.com"):
+            forgot(email)
+            storage_requests.reset()
+            assert deliver_queued(mail_env) == 1
+            counts[email] = storage_requests.count
+        assert counts["known@example.com"] == counts["unknown@example.com"], counts
+        assert len(inbox.wait_for("known@example.com", 2)) == 2
+        assert inbox.to("unknown@example.com") == []
+
+    def test_a_queued_mail_stays_invisible_for_its_delay(self, mail_env: AppEnvironment) -> None:
+        """With AUTH_MAIL_DELAY_SECONDS the message is queued but the mail function cannot see it yet."""
+        mail_env.set(AUTH_MAIL_DELAY_SECONDS="50-60")
+        register_account("known@example.com")
+        assert forgot("known@example.com").status_code == 202
+        queue = mail_queue(mail_env)
+        assert queue.get_queue_properties().approximate_message_count == 2  # the verification mail too
+        assert list(queue.peek_messages(max_messages=32)) == []
+        assert deliver_queued(mail_env) == 0
+
     def test_forgot_does_not_read_the_account(self, mail_env: AppEnvironment) -> None:
         """The HTTP function only queues: no Table Storage request at all (the per-address limit is off)."""
         from shared.storage import storage_requests

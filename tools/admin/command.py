@@ -9,6 +9,7 @@
     python -m tools.admin reset-mfa ACCOUNT
     python -m tools.admin export ACCOUNT
     python -m tools.admin delete ACCOUNT [--yes]
+    python -m tools.admin reencrypt [--dry-run] [--page-size N] [--from TOKEN]
 
 ACCOUNT is an email (normalized as at login) or a user id (``custom:...``,
 ``Custom:...`` for imported accounts). Settings are the app's: from the
@@ -17,9 +18,15 @@ environment, then ``local.settings.json`` (``--settings FILE``), as for
 JSON for scripts (``export`` always does). Each change is logged on stderr as
 ``event=admin_<command> ... user_id=...`` (and ``admin_export``).
 
+``reencrypt`` works on every account: it seals each second-factor row still
+under a key of ``AUTH_PREVIOUS_ENCRYPTION_KEYS`` again under
+``AUTH_ENCRYPTION_KEY``, a page at a time (progress and a ``--from`` token on
+stderr after each page); ``--dry-run`` only counts.
+
 Exit status: 0 done, or nothing to do; 1 no such account, no such session,
-or a delete not confirmed; 2 bad arguments or app settings; 3 storage
-unavailable, or the account kept changing under the command: run it again.
+a delete not confirmed, or rows that no configured key opens (reencrypt);
+2 bad arguments or app settings; 3 storage unavailable, or the account kept
+changing under the command: run it again.
 Errors are one line on stderr, ``error: <reason>``.
 """
 
@@ -38,7 +45,7 @@ from typing import Any
 from shared.accounts.service import account_service
 from shared.errors import InvalidRequest, NotFound, ServiceError, SettingError
 from shared.events import end_invocation, invocation
-from shared.operations.admin import AccountAdmin, MfaReset, is_email
+from shared.operations.admin import AccountAdmin, MfaReset, Reencryption, is_email
 from tools.devhost.local_settings import PROJECT_ROOT, apply_local_settings
 
 EXIT_NOT_DONE = 1
@@ -180,6 +187,34 @@ def delete(admin: AccountAdmin, args: argparse.Namespace) -> int:
     return 0
 
 
+def reencrypt(admin: AccountAdmin, args: argparse.Namespace) -> int:
+    verb = "would reseal" if args.dry_run else "resealed"
+
+    def progress(done: Reencryption) -> None:
+        if done.resume_from is not None and not args.json:
+            print(
+                f"{done.examined} rows so far, {verb} {done.resealed}; resume with --from {done.resume_from}",
+                file=sys.stderr,
+            )
+
+    outcome = admin.reencrypt(
+        dry_run=args.dry_run, page_size=args.page_size, start=args.start, after_page=progress
+    )
+    message = (
+        f"examined {outcome.examined} second-factor rows: {verb} {outcome.resealed} under the current key"
+        + (f", {outcome.unreadable} open under no configured key" if outcome.unreadable else "")
+    )
+    _report(
+        args,
+        message,
+        examined=outcome.examined,
+        resealed=outcome.resealed,
+        unreadable=outcome.unreadable,
+        dryRun=args.dry_run,
+    )
+    return EXIT_NOT_DONE if outcome.unreadable else 0
+
+
 COMMANDS: dict[str, tuple[Command, str]] = {
     "show": (show, "the account: verified, disabled, lockout, second factor, live sessions"),
     "disable": (disable, "refuse its tokens at once and its password from now on"),
@@ -190,6 +225,13 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "reset-mfa": (reset_mfa, "remove the second factor (lost phone); the owner is told by mail"),
     "export": (export, "everything stored about it, as JSON, secrets left out (GDPR art. 15, 20)"),
     "delete": (delete, "delete every row of it, as DELETE /api/me does"),
+}
+#: Commands on every account rather than one.
+TABLE_COMMANDS: dict[str, tuple[Command, str]] = {
+    "reencrypt": (
+        reencrypt,
+        "seal every second-factor secret under the current AUTH_ENCRYPTION_KEY (after a rotation)",
+    ),
 }
 
 
@@ -211,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--session", metavar="ID", help="the session to end (default: all)")
         elif name == "delete":
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for name, (_, summary) in TABLE_COMMANDS.items():
+        command = commands.add_parser(name, parents=[common], help=summary, description=summary)
+        command.add_argument("--dry-run", action="store_true", help="count the rows to reseal; write nothing")
+        command.add_argument("--page-size", type=int, default=100, help="rows read per request (default 100)")
+        command.add_argument(
+            "--from", dest="start", metavar="TOKEN", help="carry on from where a run printed it stopped"
+        )
     return parser
 
 
@@ -232,7 +281,7 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     apply_local_settings(args.settings, os.environ)
-    command, _ = COMMANDS[args.command]
+    command, _ = (COMMANDS | TABLE_COMMANDS)[args.command]
     with _events_on_stderr():
         try:
             return command(AccountAdmin(account_service()), args)
@@ -241,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         except SettingError as error:
             return _fail(EXIT_USAGE, str(error))
         except InvalidRequest as error:
-            return _fail(EXIT_USAGE, f"{args.account!r}: {error.detail}")
+            account = getattr(args, "account", None)
+            return _fail(EXIT_USAGE, f"{account!r}: {error.detail}" if account else error.detail)
         except ServiceError as error:
             return _fail(EXIT_UNAVAILABLE, error.detail)
 

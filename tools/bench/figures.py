@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import secrets
 import statistics
 import subprocess
@@ -787,6 +788,112 @@ def forgot_cost(azurite: Azurite, samples: int, report: Report) -> None:
     report.row("forgot / bare queue put", f"{overhead:.2f}")
 
 
+def mail_timing(azurite: Azurite, pairs: int, report: Report) -> None:
+    """Figure 9b: does the mail function's work tell which emails have accounts?
+
+    Interleaved pairs over HTTP, with the mail function running in the same
+    host and the product's mail delay (``AUTH_MAIL_DELAY_SECONDS`` default):
+    a forgot request for an email with an account, then at once a cheap probe
+    request; the same for an email without one. Every email is used once, so
+    the per-address mail limit drops nothing and each known email costs a real
+    send. Ratios are of medians, with a bootstrap 95 % interval.
+    """
+    from aiosmtpd.controller import Controller  # noqa: PLC0415 - a development dependency
+
+    sent: list[int] = []
+
+    class Count:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            sent.append(1)
+            return "250 OK"
+
+    smtp_port = free_port()
+    smtp = Controller(Count(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    mail = {
+        "AzureWebJobsStorage": azurite.storage_connection_string,
+        "AUTH_MAIL_QUEUE": "bench-timing-" + secrets.token_hex(4),
+        "AUTH_MAIL_SMTP_HOST": "127.0.0.1",
+        "AUTH_MAIL_SMTP_PORT": str(smtp_port),
+        "AUTH_MAIL_SMTP_SECURITY": "none",
+        "AUTH_MAIL_FROM": "no-reply@example.com",
+    }
+    values: dict[str, list[float]] = {"known": [], "unknown": [], "after known": [], "after unknown": []}
+
+    def timed_once(action: Callable[[], object]) -> float:
+        started = time.perf_counter()
+        action()
+        return time.perf_counter() - started
+
+    try:
+        with running_app(azurite, extra_settings=mail) as app:
+            known = [f"known-{i}@example.com" for i in range(pairs + 3)]
+            for email in known:
+                app.register(email)
+            _wait_for(lambda: len(sent) >= len(known))  # the verification mails go out before the window
+            before = len(sent)
+
+            def probe() -> object:  # a cheap request to the same worker
+                return app.client.post("login", {}, expect=400)
+
+            for index in range(pairs + 3):  # the first three pairs warm up
+                order = ("known", "unknown") if index % 2 == 0 else ("unknown", "known")
+                for kind in order:
+                    email = known[index] if kind == "known" else f"unknown-{index}@example.com"
+                    body = {"email": email}
+                    took = timed_once(lambda body=body: app.client.post("password/forgot", body, expect=202))  # type: ignore[misc]
+                    after = timed_once(probe)
+                    if index >= 3:
+                        values[kind].append(took)
+                        values[f"after {kind}"].append(after)
+            _wait_for(lambda: len(sent) - before >= len(known))  # the delayed reset mails go out
+            resets = len(sent) - before
+    finally:
+        smtp.stop()
+    samples = {name: Sample(series) for name, series in values.items()}
+    report.table(
+        "9b. Mail timing: forgot for existing and unknown emails, and the request right after",
+        f"{pairs} interleaved pairs over HTTP (order alternating), the mail function running in the same "
+        "host with the default AUTH_MAIL_DELAY_SECONDS (1-5 s) and doing the same work for unknown "
+        "emails short of sending; after each forgot, a probe request (POST /api/login with an empty "
+        f"body, 400) at once. Reset mails sent: {resets} for {pairs + 3} existing emails.",
+    )
+    for name in ("known", "unknown", "after known", "after unknown"):
+        label = {"known": "forgot, existing email", "unknown": "forgot, unknown email"}.get(
+            name, f"probe {name}"
+        )
+        report.row(label.replace("after known", "after existing"), samples[name].spread())
+    for first, second, label in (
+        ("known", "unknown", "forgot"),
+        ("after known", "after unknown", "probe after forgot"),
+    ):
+        ratio = samples[first].median / samples[second].median
+        low, high = _bootstrap_ratio(values[first], values[second])
+        report.row(
+            f"**{label}: existing / unknown, ratio of medians**",
+            f"{ratio:.3f} (95 % interval {low:.3f}-{high:.3f})",
+            "1.00 ± 0.05",
+            0.95 <= ratio <= 1.05,
+        )
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _bootstrap_ratio(first: list[float], second: list[float], rounds: int = 2_000) -> tuple[float, float]:
+    """A bootstrap 95 % interval of median(first) / median(second)."""
+    draw = random.Random(21)  # noqa: S311 - resampling, not a secret
+    ratios = sorted(
+        statistics.median(draw.choices(first, k=len(first)))
+        / statistics.median(draw.choices(second, k=len(second)))
+        for _ in range(rounds)
+    )
+    return ratios[int(rounds * 0.025)], ratios[int(rounds * 0.975) - 1]
+
+
 @contextmanager
 def running_app(
     azurite: Azurite, address_limits: str = "0", extra_settings: dict[str, str] | None = None
@@ -800,9 +907,20 @@ def running_app(
 
 
 #: The figures ``--only`` can pick, in the order they run.
-STEPS = ("overhead", "concurrency", "growth", "reset", "mfa", "round-trips", "tokens", "cold-start", "import")
+STEPS = (
+    "overhead",
+    "concurrency",
+    "growth",
+    "reset",
+    "mail-timing",
+    "mfa",
+    "round-trips",
+    "tokens",
+    "cold-start",
+    "import",
+)
 #: The steps that need the shared Azurite and local host.
-APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mfa"})
+APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mail-timing", "mfa"})
 
 
 def app_figures(wanted: set[str], quick: bool, report: Report) -> None:
@@ -838,6 +956,9 @@ def app_figures(wanted: set[str], quick: bool, report: Report) -> None:
         if "reset" in wanted:
             print("9. password reset requests", file=sys.stderr)
             forgot_cost(azurite, samples, report)
+        if "mail-timing" in wanted:
+            print("9b. mail timing", file=sys.stderr)
+            mail_timing(azurite, 60 if quick else 240, report)
         if "mfa" in wanted:
             print("10. login with a second factor", file=sys.stderr)
             second_factor_cost(app, samples, report)
