@@ -16,6 +16,7 @@ from shared.throttling import RateLimit
 
 __all__ = [
     "DEFAULT_QUEUE_NAME",
+    "DEFAULT_STORAGE_TIMEOUT_SECONDS",
     "AcsSettings",
     "MailKind",
     "MailSettings",
@@ -25,6 +26,9 @@ __all__ = [
 ]
 
 DEFAULT_QUEUE_NAME = "auth-mail"
+#: ``AUTH_STORAGE_TIMEOUT_SECONDS``'s default: the most one call to the accounts table or the mail
+#: queue may take, every attempt and back-off included (here: the bottom of the settings' imports).
+DEFAULT_STORAGE_TIMEOUT_SECONDS = 5
 
 
 class MailKind(StrEnum):
@@ -91,6 +95,8 @@ class QueueSettings:
     name: str = DEFAULT_QUEUE_NAME
     connection_string: str | None = field(default=None, repr=False)
     endpoint: str | None = None
+    #: ``AUTH_STORAGE_TIMEOUT_SECONDS``: the most one call to the queue may take, its retries included.
+    timeout_seconds: int = DEFAULT_STORAGE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
