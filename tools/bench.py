@@ -42,11 +42,24 @@ from azure.data.tables import TableClient
 from shared.account_store import account_rows, email_row_key, new_user_id, partition_for_email
 from shared.passwords import HASHING_SLOTS, Argon2Parameters, PasswordHasher
 from shared.tokens import ZUMO_ISSUER, TokenFormat, TokenSettings, issue_token, verify_token
-from tools import bench_import, bench_pinned, devhost
+from tools import bench_import, bench_pinned, bench_profile, devhost
 from tools.azurite import PROJECT_ROOT, Azurite, free_port
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark accounts' password
 FUNCTION_MODULES = ("register", "login", "me", "refresh", "logout", "password")
+#: Heavy dependencies, with when a function process imports each (figure 7 times them alone).
+HEAVY_DEPENDENCIES = (
+    ("azure.functions", "at start"),
+    ("azure.data.tables", "at start"),
+    ("azure.core.pipeline.transport", "at start, with the Tables SDK"),
+    ("requests", "at start, with azure-core"),
+    ("argon2", "at start"),
+    ("jwt", "on the first token"),
+    ("cryptography.hazmat.primitives.ciphers.aead", "on the first second-factor secret"),
+    ("azure.storage.queue", "on the first queued mail"),
+    ("jinja2", "in the mail function"),
+    ("azure.identity", "only with identity-based storage"),
+)
 
 
 @dataclass(frozen=True)
@@ -669,6 +682,9 @@ def cold_start(runs: int, report: Report) -> None:
                 "`login` overhead without bytecode (compiled at import)",
                 f"{ms(least)} (paired: {pairs.spread()})",
             )
+            for dependency, when in HEAVY_DEPENDENCIES:
+                alone = min(import_time(f"import {dependency}", True) for _ in range(max(3, runs // 3)))
+                report.row(f"import `{dependency}` alone, fresh interpreter ({when})", ms(alone))
         finally:
             os.environ.pop("PYTHONPYCACHEPREFIX", None)
 
@@ -796,7 +812,18 @@ def running_app(
 
 
 #: The figures ``--only`` can pick, in the order they run.
-STEPS = ("overhead", "concurrency", "growth", "reset", "mfa", "round-trips", "tokens", "cold-start", "import")
+STEPS = (
+    "overhead",
+    "concurrency",
+    "growth",
+    "reset",
+    "mfa",
+    "round-trips",
+    "tokens",
+    "profile",
+    "cold-start",
+    "import",
+)
 #: The steps that need the shared Azurite and local host.
 APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mfa"})
 
@@ -876,6 +903,9 @@ def main(argv: list[str] | None = None) -> int:
     if "tokens" in wanted:
         print("6. token verification", file=sys.stderr)
         token_verification(2_000 if args.quick else 20_000, report)
+    if "profile" in wanted:
+        print("12. where the CPU of a request goes", file=sys.stderr)
+        bench_profile.report_profile(10 if args.quick else 40, report)
     if "cold-start" in wanted:
         print("7. cold start", file=sys.stderr)
         cold_start(5 if args.quick else 15, report)
