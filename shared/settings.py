@@ -28,6 +28,7 @@ from shared.accounts.passwords import Argon2Parameters, PasswordPolicy
 from shared.errors import InvalidRequest, SettingError
 from shared.mail.config import (
     DEFAULT_QUEUE_NAME,
+    DEFAULT_STORAGE_TIMEOUT_SECONDS,
     MAX_MAIL_DELAY_SECONDS,
     AcsSettings,
     MailDelay,
@@ -72,6 +73,7 @@ _QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]")  # leaves r
 _MIN_CODE_LIFETIME, _MAX_CODE_LIFETIME = 60, 3600
 _MIN_IDLE_SECONDS = 4
 _MAX_UNVERIFIED_DAYS = 3650
+MAX_STORAGE_TIMEOUT_SECONDS = 60
 #: When ``cleanup`` runs (NCRONTAB, six fields): read by the Functions host from
 #: ``cleanup/function.json`` (``%AUTH_CLEANUP_SCHEDULE%``), never by this code. The host
 #: reports the function in error while it is unset, so every settings source sets it.
@@ -91,6 +93,8 @@ class StorageSettings:
     table_name: str
     connection_string: str | None = field(default=None, repr=False)
     endpoint: str | None = None
+    #: ``AUTH_STORAGE_TIMEOUT_SECONDS``: the most one storage call may take, its retries included.
+    timeout_seconds: int = DEFAULT_STORAGE_TIMEOUT_SECONDS
 
     @property
     def uses_identity(self) -> bool:
@@ -280,20 +284,25 @@ def _queue_settings(reader: _Reader, *, required: bool) -> QueueSettings:
     ``AzureWebJobsStorage__queueServiceUri`` / ``AzureWebJobsStorage__accountName``.
     """
     name = reader.matching("AUTH_MAIL_QUEUE", _QUEUE_NAME, default=DEFAULT_QUEUE_NAME)
+    timeout = _storage_timeout(reader)
     connection_string = reader.optional("AzureWebJobsStorage")
     if connection_string is not None:
-        return QueueSettings(name=name, connection_string=connection_string)
+        return QueueSettings(name=name, connection_string=connection_string, timeout_seconds=timeout)
     service_uri = reader.optional("AzureWebJobsStorage__queueServiceUri")
     if service_uri is not None:
         return QueueSettings(
-            name=name, endpoint=reader.url("AzureWebJobsStorage__queueServiceUri", service_uri)
+            name=name,
+            endpoint=reader.url("AzureWebJobsStorage__queueServiceUri", service_uri),
+            timeout_seconds=timeout,
         )
     account = reader.optional("AzureWebJobsStorage__accountName")
     if account is not None:
-        return QueueSettings(name=name, endpoint=f"https://{account}.queue.core.windows.net")
+        return QueueSettings(
+            name=name, endpoint=f"https://{account}.queue.core.windows.net", timeout_seconds=timeout
+        )
     if required:
         raise SettingError("AzureWebJobsStorage", "is not set (the mail queue lives in its storage account)")
-    return QueueSettings(name=name)
+    return QueueSettings(name=name, timeout_seconds=timeout)
 
 
 def _session_max_age(reader: _Reader) -> timedelta | None:
@@ -339,6 +348,7 @@ def load_storage_settings(environ: Mapping[str, str]) -> StorageSettings:
 
 def _storage_settings(reader: _Reader) -> StorageSettings:
     table_name = reader.matching("ACCOUNTS_TABLE", _TABLE_NAME, default="Accounts")
+    timeout = _storage_timeout(reader)
     endpoint = reader.optional("ACCOUNTS_TABLE_ENDPOINT")
     if endpoint is not None:
         parsed = urlsplit(endpoint)
@@ -349,9 +359,20 @@ def _storage_settings(reader: _Reader) -> StorageSettings:
             or (parsed.scheme == "http" and not local)
         ):
             raise SettingError("ACCOUNTS_TABLE_ENDPOINT", "is not an https:// URL of a Table service")
-        return StorageSettings(table_name=table_name, endpoint=endpoint.rstrip("/"))
+        return StorageSettings(table_name=table_name, endpoint=endpoint.rstrip("/"), timeout_seconds=timeout)
     connection_string = reader.required("ACCOUNTS_STORAGE_CONNECTION", fallback="AzureWebJobsStorage")
-    return StorageSettings(table_name=table_name, connection_string=connection_string)
+    return StorageSettings(
+        table_name=table_name, connection_string=connection_string, timeout_seconds=timeout
+    )
+
+
+def _storage_timeout(reader: _Reader) -> int:
+    return reader.integer(
+        "AUTH_STORAGE_TIMEOUT_SECONDS",
+        default=DEFAULT_STORAGE_TIMEOUT_SECONDS,
+        minimum=1,
+        maximum=MAX_STORAGE_TIMEOUT_SECONDS,
+    )
 
 
 def _legacy_token_settings(reader: _Reader) -> LegacyTokenSettings | None:

@@ -4,7 +4,10 @@ Uses ``func start`` when Azure Functions Core Tools are installed, else the
 local host (``python -m tools.devhost``). Azurite keeps its data in
 ``.azurite/`` (git-ignored). Mail the functions send goes to MailDev, whose
 inbox is on http://127.0.0.1:1080 (SMTP on port 1025). Ctrl-C (or SIGTERM)
-stops everything this started.
+stops everything this started. A hard stop (SIGKILL) does too: on Linux each
+child is told by the kernel that its parent died (Azurite and the host get
+SIGINT, MailDev SIGTERM), and everywhere a watchdog of its own session stops
+whatever is left (see :mod:`tools.children`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from tools.children import Watchdog, preexec
 from tools.devhost.local_settings import add_missing_settings, create_local_settings
 from tools.emulators.azurite import PROJECT_ROOT, Azurite
 from tools.emulators.maildev import DEFAULT_SMTP_PORT, DEFAULT_WEB_PORT, MailDev, MailDevError, PortInUse
@@ -95,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Created {args.settings.name} with a new random AUTH_SIGNING_KEY", flush=True)
     elif added := add_missing_settings(args.settings):
         print(f"Added the mail settings it lacked to {args.settings.name}: {', '.join(added)}", flush=True)
-    azurite = Azurite(table_port=args.table_port, location=args.data, all_services=True)
-    maildev = MailDev(smtp_port=args.smtp_port, web_port=args.inbox_port)
+    azurite = Azurite(table_port=args.table_port, location=args.data, all_services=True, die_with_parent=True)
+    maildev = MailDev(smtp_port=args.smtp_port, web_port=args.inbox_port, die_with_parent=True)
     host: subprocess.Popen[bytes] | None = None
+    watchdog = Watchdog()
     try:
         print(
             f"Starting Azurite (table {azurite.table_port}, blob {azurite.blob_port}, "
@@ -105,23 +110,39 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         azurite.start()
+        watchdog.watch(azurite.pid, signal.SIGINT, group=True)
         print(f"Starting the mail catcher (MailDev, SMTP {maildev.smtp_port})", flush=True)
         maildev.start()
+        watchdog.watch(maildev.pid, signal.SIGTERM, group=True)
         print(f"\n    Mail inbox: {maildev.inbox_url}\n", flush=True)
         environment = host_environment(args.settings, os.environ, maildev=maildev, azurite=azurite)
-        host = subprocess.Popen(host_command(args.port, args.settings), cwd=PROJECT_ROOT, env=environment)
-        return host.wait()
+        host = subprocess.Popen(
+            host_command(args.port, args.settings),
+            cwd=PROJECT_ROOT,
+            env=environment,
+            # SIGINT stops it (see _stop_host): at its default whatever we inherited; and when we die.
+            preexec_fn=preexec(death_signal=signal.SIGINT),  # noqa: PLW1509 - only system calls
+        )
+        watchdog.watch(host.pid, signal.SIGINT)
+        status = host.wait()
+        watchdog.forget(host.pid)
+        return status
     except KeyboardInterrupt:
         if host is not None:
             _stop_host(host)
+            watchdog.forget(host.pid)
         return 0
     except MailDevError as error:
         hint = " (choose free ones with --smtp-port and --inbox-port)" if isinstance(error, PortInUse) else ""
         print(f"Could not start the mail catcher: {error}{hint}", flush=True)
         return 1
     finally:
+        stopped = [p.pid for p in (maildev.process, azurite.process) if p is not None]
         maildev.stop()
         azurite.stop()
+        for pid in stopped:
+            watchdog.forget(pid)
+        watchdog.close()
         print("Stopped.", flush=True)
 
 

@@ -17,6 +17,7 @@ from shared.throttling.lockout import RateLimit
 
 __all__ = [
     "DEFAULT_QUEUE_NAME",
+    "DEFAULT_STORAGE_TIMEOUT_SECONDS",
     "MAX_MAIL_DELAY_SECONDS",
     "AcsSettings",
     "MailDelay",
@@ -30,6 +31,9 @@ __all__ = [
 DEFAULT_QUEUE_NAME = "auth-mail"
 #: The longest ``AUTH_MAIL_DELAY_SECONDS`` accepted: mail that proves an address should not wait long.
 MAX_MAIL_DELAY_SECONDS = 60
+#: ``AUTH_STORAGE_TIMEOUT_SECONDS``'s default: the most one call to the accounts table or the mail
+#: queue may take, every attempt and back-off included (here: the bottom of the settings' imports).
+DEFAULT_STORAGE_TIMEOUT_SECONDS = 5
 
 
 class MailKind(StrEnum):
@@ -106,6 +110,8 @@ class QueueSettings:
     name: str = DEFAULT_QUEUE_NAME
     connection_string: str | None = field(default=None, repr=False)
     endpoint: str | None = None
+    #: ``AUTH_STORAGE_TIMEOUT_SECONDS``: the most one call to the queue may take, its retries included.
+    timeout_seconds: int = DEFAULT_STORAGE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)

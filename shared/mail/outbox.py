@@ -20,7 +20,13 @@ from azure.core.exceptions import ResourceExistsError
 from shared.errors import InvalidRequest, MailNotConfigured, StorageUnavailable
 from shared.events import log_event
 from shared.mail.config import MailKind, MailSettings, QueueSettings
-from shared.storage import CLIENT_OPTIONS, storage_errors
+from shared.storage import (
+    RETRY_OPTIONS,
+    http_transport,
+    storage_errors,
+    storage_requests,
+    use_environment_proxy,
+)
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
@@ -147,26 +153,28 @@ def _new_queue_client(settings: QueueSettings) -> QueueClient:
     # Imported on first use: the queue SDK costs ~100 ms of cold start, and most requests send no mail.
     from azure.storage.queue import QueueClient, TextBase64EncodePolicy  # noqa: PLC0415
 
-    encoding = TextBase64EncodePolicy()
+    from shared.mail.retry import BudgetedRetry  # noqa: PLC0415 - imports the queue SDK
+
+    transport = http_transport(settings.timeout_seconds)
+    options: dict[str, Any] = {
+        "message_encode_policy": TextBase64EncodePolicy(),
+        "raw_request_hook": storage_requests,
+        "retry_policy": BudgetedRetry(settings.timeout_seconds, **RETRY_OPTIONS),
+        "transport": transport,
+    }
     if settings.endpoint is not None:
         from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - only for identity-based access
 
         credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        return QueueClient(
-            settings.endpoint,
-            settings.name,
-            credential=credential,
-            message_encode_policy=encoding,
-            **CLIENT_OPTIONS,
-        )
-    if settings.connection_string is None:
+        client = QueueClient(settings.endpoint, settings.name, credential=credential, **options)
+    elif settings.connection_string is None:
         raise ValueError("the mail queue has neither an endpoint nor a connection string")
-    return QueueClient.from_connection_string(
-        _with_development_storage(settings.connection_string),
-        settings.name,
-        message_encode_policy=encoding,
-        **CLIENT_OPTIONS,
-    )
+    else:
+        client = QueueClient.from_connection_string(
+            _with_development_storage(settings.connection_string), settings.name, **options
+        )
+    use_environment_proxy(transport, client.url)
+    return client
 
 
 def _with_development_storage(connection_string: str) -> str:

@@ -5,8 +5,16 @@ across invocations; :func:`table_client` does that, and creates the table if it
 is missing once per process (not per request).
 
 Every storage call is bounded: a 3 s connect timeout, a 5 s read timeout, at
-most two retries with short back-off, and an overall budget of
-:data:`STORAGE_CALL_BUDGET_SECONDS` per call, after which the request gets 503.
+most two retries with short back-off, and an overall budget per call
+(``AUTH_STORAGE_TIMEOUT_SECONDS``, default :data:`STORAGE_CALL_BUDGET_SECONDS`),
+after which the request gets 503. The mail queue's client
+(:mod:`shared.mail.outbox`) keeps the same bounds.
+
+The HTTP transport reads the environment once, when the client is built, not on
+every call (``requests`` otherwise walks ``os.environ`` for proxy settings per
+request): ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` with ``NO_PROXY``, and
+``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, as ``requests`` reads them, for the
+client's own endpoint. A change to them takes effect in the next process.
 """
 
 from __future__ import annotations
@@ -14,33 +22,43 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceExistsError
 from azure.core.pipeline import PipelineRequest
+from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
+from requests.utils import get_environ_proxies
 
 from shared.errors import StorageUnavailable
+from shared.mail.config import DEFAULT_STORAGE_TIMEOUT_SECONDS
 from shared.settings import StorageSettings
 
 __all__ = [
     "CLIENT_OPTIONS",
     "STORAGE_CALL_BUDGET_SECONDS",
     "StorageRequestCounter",
+    "client_options",
+    "http_transport",
     "new_table_client",
     "storage_errors",
     "storage_requests",
     "table_client",
+    "use_environment_proxy",
 ]
 
 logger = logging.getLogger(__name__)
 # The SDK logs every request URL at INFO; ours carry emails in their keys.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
-STORAGE_CALL_BUDGET_SECONDS = 10
+#: The default of ``AUTH_STORAGE_TIMEOUT_SECONDS``: the most one storage call may take, retries included.
+STORAGE_CALL_BUDGET_SECONDS = DEFAULT_STORAGE_TIMEOUT_SECONDS
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 5
 
 
 class StorageRequestCounter:
@@ -80,18 +98,52 @@ class StorageRequestCounter:
 
 storage_requests = StorageRequestCounter()
 
-CLIENT_OPTIONS: dict[str, Any] = {
-    "raw_request_hook": storage_requests,
-    "connection_timeout": 3,
-    "read_timeout": 5,
+#: Retries shared by the table and queue clients (the queue's back-off is its own; see shared.mail.outbox).
+RETRY_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
     "retry_connect": 2,
     "retry_read": 1,
     "retry_status": 2,
-    "retry_backoff_factor": 0.2,
-    "retry_backoff_max": 1,
-    "timeout": STORAGE_CALL_BUDGET_SECONDS,
 }
+
+
+def client_options(timeout_seconds: int) -> dict[str, Any]:
+    """Keyword arguments for a Table client whose every call is bounded by ``timeout_seconds``."""
+    return {
+        "raw_request_hook": storage_requests,
+        **RETRY_OPTIONS,
+        "retry_backoff_factor": 0.2,
+        "retry_backoff_max": 1,
+        "timeout": timeout_seconds,  # azure-core's overall budget per call, attempts and back-offs included
+    }
+
+
+#: The options of a client on the default budget (for callers that build their own client).
+CLIENT_OPTIONS: dict[str, Any] = client_options(STORAGE_CALL_BUDGET_SECONDS) | {
+    "connection_timeout": CONNECT_TIMEOUT_SECONDS,
+    "read_timeout": READ_TIMEOUT_SECONDS,
+}
+
+
+def http_transport(timeout_seconds: int) -> RequestsTransport:
+    """A ``requests`` transport that reads no environment per call (see the module's docstring).
+
+    Call :func:`use_environment_proxy` with the client's URL once the client exists.
+    """
+    return RequestsTransport(
+        use_env_settings=False,
+        connection_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds),
+        read_timeout=min(READ_TIMEOUT_SECONDS, timeout_seconds),
+        connection_verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True,
+    )
+
+
+def use_environment_proxy(transport: RequestsTransport, url: str) -> None:
+    """Route ``transport`` through the proxy the environment names for ``url`` (NO_PROXY applied), once."""
+    transport.open()  # creates its session; no request is sent
+    proxies = {k: v for k, v in get_environ_proxies(url).items() if k in ("http", "https", "all")}
+    transport.session.proxies.update(proxies)
+
 
 _lock = threading.Lock()
 _clients: dict[StorageSettings, TableClient] = {}
@@ -123,17 +175,22 @@ def new_table_client(settings: StorageSettings) -> TableClient:
     app's managed identity on Azure (``AZURE_CLIENT_ID`` picks a user-assigned
     one), a developer's Azure CLI login locally.
     """
+    transport = http_transport(settings.timeout_seconds)
+    options = client_options(settings.timeout_seconds) | {"transport": transport}
     if settings.endpoint is not None:
         # Imported only here: azure-identity is not needed with a connection string.
         from azure.identity import DefaultAzureCredential  # noqa: PLC0415
 
         credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        return TableClient(settings.endpoint, settings.table_name, credential=credential, **CLIENT_OPTIONS)
-    if settings.connection_string is None:
+        client = TableClient(settings.endpoint, settings.table_name, credential=credential, **options)
+    elif settings.connection_string is None:
         raise ValueError("storage settings name neither an endpoint nor a connection string")
-    return TableClient.from_connection_string(
-        settings.connection_string, settings.table_name, **CLIENT_OPTIONS
-    )
+    else:
+        client = TableClient.from_connection_string(
+            settings.connection_string, settings.table_name, **options
+        )
+    use_environment_proxy(transport, client.url)
+    return client
 
 
 @contextlib.contextmanager

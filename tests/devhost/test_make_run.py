@@ -21,6 +21,8 @@ import pytest
 import requests
 
 from tests.conftest import APP_SETTINGS
+from tests.devhost.test_children import wait_until_gone
+from tools.children import preexec
 from tools.devhost.local_settings import add_missing_settings, create_local_settings
 from tools.emulators.azurite import PROJECT_ROOT, Azurite, free_port, table_connection_string
 from tools.emulators.maildev import MailDev, PortInUse
@@ -112,6 +114,7 @@ def start_run(tmp_path: Path) -> Run:
             cwd=PROJECT_ROOT,
             env=env,
             start_new_session=True,
+            preexec_fn=preexec(),  # noqa: PLW1509 - SIGINT at its default, as from a terminal
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -189,6 +192,38 @@ def test_run_starts_a_mail_catcher_and_stops_it_on_sigterm(tmp_path: Path) -> No
     assert run.process.returncode == 0, output
     assert "Stopped." in output
     run.assert_all_stopped()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), from /proc."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in map(int, children.read_text().split()):
+            found += [child, *descendants(child)]
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, waits on pidfds")
+def test_a_killed_runner_leaves_nothing_running(tmp_path: Path) -> None:
+    """SIGKILL of the runner alone (no clean-up runs): Azurite, MailDev, the host, the watchdog all exit."""
+    run = start_run(tmp_path)
+    left: set[int] = set()
+    try:
+        run.inbox_url()
+        run.wait_for_functions()
+        children = descendants(run.process.pid)
+        assert len(children) >= 4, "Azurite, MailDev, the host and the watchdog"
+        run.process.kill()  # the runner only, not its group: nothing of its own clean-up runs
+        run.process.wait()
+        left = wait_until_gone(children, timeout=60)
+        assert left == set(), f"still running: {left}\n{run.output}"
+        run.assert_all_stopped()
+    finally:
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        if run.process.poll() is None:
+            os.killpg(run.process.pid, signal.SIGKILL)
+            run.process.wait()
 
 
 def test_mail_catcher_refuses_a_taken_port() -> None:

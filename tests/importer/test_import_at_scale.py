@@ -28,6 +28,7 @@ from azure.data.tables import TableClient
 from shared.accounts.store import alias_keys, partition_for_email
 from tests.accounts.test_migration import export_row, log_in
 from tests.conftest import AppEnvironment, app_settings_for, reset_app_caches
+from tools.children import preexec
 from tools.emulators.azurite import PROJECT_ROOT, Azurite
 
 #: Rows whose passwords are known, spread through the file, for sampled logins.
@@ -49,7 +50,11 @@ def _password(index: int) -> str:
 
 
 def start_import(*args: str) -> subprocess.Popen[str]:
-    """The importer in a process group of its own (as from a terminal), with settings from the environment."""
+    """The importer in a process group of its own (as from a terminal), with settings from the environment.
+
+    It starts with SIGINT at its default, as from a terminal, even when the suite
+    itself was started with SIGINT ignored (a background job of a script).
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "tools.import_accounts", *args, "--settings", "/nonexistent"],
         cwd=PROJECT_ROOT,
@@ -57,6 +62,7 @@ def start_import(*args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=preexec(),  # noqa: PLW1509 - only system calls
     )
 
 

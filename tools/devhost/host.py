@@ -75,6 +75,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
+from tools.children import preexec
 from tools.devhost.local_settings import apply_local_settings
 from tools.devhost.queue_trigger import (
     FunctionIndexingError,
@@ -1222,13 +1223,12 @@ def spawn(
     command = [sys.executable, "-m", "tools.devhost", "--port", str(port), "--settings", str(settings)]
     if root is not None:
         command += ["--root", str(root)]
-    if cpus is not None:
-        if not cpus:
-            raise ValueError("cpus must name at least one CPU")
-        if "preexec_fn" in popen:
-            raise TypeError("pass cpus or preexec_fn, not both")
-        allowed = frozenset(cpus)
-        popen["preexec_fn"] = lambda: os.sched_setaffinity(0, allowed)
+    if cpus is not None and not cpus:
+        raise ValueError("cpus must name at least one CPU")
+    if "preexec_fn" in popen:
+        raise TypeError("spawn sets preexec_fn itself (pass cpus)")
+    # Default signal dispositions whatever this process inherited: SIGINT and SIGTERM stop the host.
+    popen["preexec_fn"] = preexec(cpus=cpus)
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(environment), **popen)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

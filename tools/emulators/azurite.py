@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from tools.children import preexec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = PROJECT_ROOT / "node_modules" / ".bin"
 #: Azurite's well-known development account (public, the same in every Azurite).
 ACCOUNT_NAME = "devstoreaccount1"
@@ -33,18 +35,15 @@ def table_connection_string(port: int, host: str = "127.0.0.1") -> str:
     )
 
 
-def pinning(cpus: set[int] | None) -> Callable[[], None] | None:
+def pinning(cpus: set[int] | None, *, death_signal: int | None = None) -> Callable[[], None]:
     """A ``preexec_fn`` that confines a child process to ``cpus`` before it runs (``None``: no pinning).
 
     Linux keeps CPU affinity per thread, and a new thread inherits its creator's:
     set in the child before ``exec``, it holds for every thread the program starts.
+    The child also starts with default signal dispositions and an empty signal
+    mask (see :func:`tools.children.preexec`).
     """
-    if cpus is None:
-        return None
-    allowed = frozenset(cpus)
-    if not allowed:
-        raise ValueError("cpus must name at least one CPU")
-    return lambda: os.sched_setaffinity(0, allowed)
+    return preexec(cpus=cpus, death_signal=death_signal)
 
 
 def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0) -> None:
@@ -73,8 +72,13 @@ class Azurite:
         all_services: bool = False,
         quiet: bool = True,
         cpus: set[int] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
-        """``cpus``, when given, confines the emulator (all its threads) to those CPUs."""
+        """``cpus``, when given, confines the emulator (all its threads) to those CPUs.
+
+        ``die_with_parent``: on Linux the emulator gets SIGINT (its graceful close)
+        when the thread that started it dies, however it dies.
+        """
         self.table_port = table_port or free_port()
         # The default ports 10002/10000/10001 go together; any other table port gets free neighbours.
         default = self.table_port == 10002
@@ -84,6 +88,7 @@ class Azurite:
         self.all_services = all_services
         self.quiet = quiet
         self.cpus = cpus
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -137,7 +142,9 @@ class Azurite:
             stdout=output,
             stderr=output,
             start_new_session=True,
-            preexec_fn=pinning(self.cpus),  # noqa: PLW1509 - only a system call, no lock to deadlock on
+            preexec_fn=pinning(  # noqa: PLW1509 - only system calls, no lock to deadlock on
+                self.cpus, death_signal=signal.SIGINT if self.die_with_parent else None
+            ),
         )
         wait_for_port(self.table_port)
         return self

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 
+from tools.children import preexec
 from tools.emulators.azurite import BIN, free_port
 
 HOST = "127.0.0.1"
@@ -53,11 +54,18 @@ class MailDev:
     """A MailDev SMTP server and web inbox on loopback, as a child process."""
 
     def __init__(
-        self, *, smtp_port: int | None = None, web_port: int | None = None, quiet: bool = True
+        self,
+        *,
+        smtp_port: int | None = None,
+        web_port: int | None = None,
+        quiet: bool = True,
+        die_with_parent: bool = False,
     ) -> None:
+        """``die_with_parent``: on Linux MailDev gets SIGTERM when the thread that started it dies."""
         self.smtp_port = smtp_port or free_port()
         self.web_port = web_port or free_port()
         self.quiet = quiet
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
         self._scratch: str | None = None
 
@@ -105,6 +113,9 @@ class MailDev:
             stdout=output,
             stderr=output,
             start_new_session=True,
+            preexec_fn=preexec(  # noqa: PLW1509 - only system calls, no lock to deadlock on
+                death_signal=signal.SIGTERM if self.die_with_parent else None
+            ),
         )
         deadline = time.monotonic() + timeout
         while not (_accepts(self.smtp_port) and _accepts(self.web_port)):

@@ -1,0 +1,38 @@
+"""Storage clients read the proxy settings once, when built, as ``requests`` reads them (NO_PROXY too)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from azure.core.exceptions import ServiceRequestError
+
+from shared.settings import StorageSettings
+from shared.storage import new_table_client
+from tools.emulators.azurite import Azurite, free_port
+
+
+def settings(azurite: Azurite) -> StorageSettings:
+    return StorageSettings("Proxy" + secrets.token_hex(4), connection_string=azurite.connection_string)
+
+
+def test_a_proxy_named_in_the_environment_is_used(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY on a port that refuses connections: the client fails (it went to the proxy), in bounds."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = new_table_client(settings(azurite))
+    with client, pytest.raises(ServiceRequestError):
+        client.create_table()
+
+
+def test_no_proxy_is_honoured_and_read_once(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_PROXY naming the storage host bypasses the proxy; changing the environment later changes nothing."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = new_table_client(settings(azurite))
+    monkeypatch.delenv("NO_PROXY")  # decided when the client was built
+    with client:
+        client.create_table()
+        client.upsert_entity({"PartitionKey": "p", "RowKey": "r"})
+        assert client.get_entity("p", "r")["RowKey"] == "r"
