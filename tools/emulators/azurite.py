@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tools.children import preexec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = PROJECT_ROOT / "node_modules" / ".bin"
 #: Azurite's well-known development account (public, the same in every Azurite).
 ACCOUNT_NAME = "devstoreaccount1"
