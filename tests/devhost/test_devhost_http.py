@@ -18,7 +18,10 @@ import requests
 
 from tests.throwaway import ThrowawayApp, write_app
 from tools.devhost import host as devhost
-from tools.devhost.host import CorsPolicy, RouteTemplate, RouteTemplateError, query_parameters, route_pattern
+from tools.devhost.cors import CorsPolicy
+from tools.devhost.route_constraints import RouteTemplateError
+from tools.devhost.routes import RouteTemplate, route_pattern
+from tools.devhost.server import query_parameters
 
 #: The port's pass of `make test` runs these again, through the local host's own loader.
 pytestmark = pytest.mark.through_host

@@ -29,8 +29,8 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from tests.throwaway import ThrowawayApp, write_app
 from tools.devhost import host as devhost
+from tools.devhost.app_settings import FunctionIndexingError, resolve_setting_tokens
 from tools.devhost.queue_trigger import (
-    FunctionIndexingError,
     QueueConnection,
     QueueFunction,
     QueueListener,
@@ -42,7 +42,6 @@ from tools.devhost.queue_trigger import (
     parse_timespan,
     poison_queue_name,
     resolve_connection,
-    resolve_setting_tokens,
     service_client,
 )
 from tools.emulators.azurite import ACCOUNT_NAME, Azurite, wait_for_port

@@ -19,7 +19,7 @@ import pytest
 
 from tests.throwaway import ThrowawayApp
 from tools.devhost import host as devhost
-from tools.devhost.queue_trigger import FunctionIndexingError
+from tools.devhost.app_settings import FunctionIndexingError
 from tools.devhost.timer_trigger import (
     ConstantSchedule,
     CronSchedule,
