@@ -27,8 +27,8 @@ from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 
 import send_mail
 from tests.conftest import AppEnvironment
-from tools.devhost.host import InvocationContext
 from tools.devhost.queue_trigger import trigger_message
+from tools.devhost.worker import InvocationContext
 from tools.emulators.azurite import Azurite, free_port
 
 CODE_LINE = re.compile(r"^\s*(\d{8})\s*$", re.MULTILINE)

@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 import requests
 
-from tests.throwaway import ThrowawayApp, write_app
+from tests.devhost.apps import ThrowawayApp, never_imported, write_app
 from tools.devhost import host as devhost
-from tools.devhost.host import CorsPolicy, RouteTemplate, RouteTemplateError, query_parameters, route_pattern
+from tools.devhost.cors import CorsPolicy
+from tools.devhost.route_constraints import RouteTemplateError
+from tools.devhost.routes import RouteTemplate, route_pattern
+from tools.devhost.server import query_parameters
 
 #: The port's pass of `make test` runs these again, through the local host's own loader.
 pytestmark = pytest.mark.through_host
@@ -83,15 +86,7 @@ def main(req):
 """
 
 #: Must never be imported: the host refuses its function before loading it.
-MARKING = """
-from pathlib import Path
-
-(Path(__file__).resolve().parent.parent / "imported").write_text("imported")
-
-
-def main(req):
-    raise AssertionError("never runs")
-"""
+MARKING = never_imported("req")
 
 
 def http_function(

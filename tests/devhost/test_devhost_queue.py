@@ -14,11 +14,11 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -27,10 +27,10 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from tests.throwaway import ThrowawayApp, write_app
+from tests.devhost.apps import RECORDING, ThrowawayApp, never_imported, wait_until, write_app
 from tools.devhost import host as devhost
+from tools.devhost.app_settings import FunctionIndexingError, resolve_setting_tokens
 from tools.devhost.queue_trigger import (
-    FunctionIndexingError,
     QueueConnection,
     QueueFunction,
     QueueListener,
@@ -42,7 +42,6 @@ from tools.devhost.queue_trigger import (
     parse_timespan,
     poison_queue_name,
     resolve_connection,
-    resolve_setting_tokens,
     service_client,
 )
 from tools.emulators.azurite import ACCOUNT_NAME, Azurite, wait_for_port
@@ -50,34 +49,15 @@ from tools.emulators.azurite import ACCOUNT_NAME, Azurite, wait_for_port
 #: The port's pass of `make test` runs these again, through the local host's own loader.
 pytestmark = pytest.mark.through_host
 
-T = TypeVar("T")
 
 #: Every queue function of the test apps: records each invocation; sleeps or raises on request.
-FUNCTION_SOURCE = """
-import json
-import threading
-import time
-from pathlib import Path
-
-import azure.functions as func
-
-RECORDS = Path(__file__).resolve().parent.parent / "records.jsonl"
-_lock = threading.Lock()
-_running = 0
-
-
-def _record(**fields):
-    with _lock, RECORDS.open("a", encoding="utf-8") as records:
-        records.write(json.dumps(fields) + "\\n")
-
+FUNCTION_SOURCE = (
+    RECORDING
+    + """
 
 def main(msg: func.QueueMessage, context: func.Context) -> None:
-    global _running
     body = msg.get_body().decode("utf-8")
-    with _lock:
-        _running += 1
-        running = _running
-    try:
+    with _invocation() as running:
         _record(
             event="start",
             function=context.function_name,
@@ -96,10 +76,8 @@ def main(msg: func.QueueMessage, context: func.Context) -> None:
         if body.startswith("fail"):
             raise RuntimeError("failing on purpose")
         _record(event="end", function=context.function_name, body=body)
-    finally:
-        with _lock:
-            _running -= 1
 """
+)
 
 HTTP_SOURCE = """
 import azure.functions as func
@@ -110,15 +88,7 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
 """
 
 #: A function that must never be imported: it leaves a mark if it is.
-MARKING_SOURCE = """
-from pathlib import Path
-
-(Path(__file__).resolve().parent.parent / "imported").write_text("imported")
-
-
-def main(msg):
-    raise AssertionError("never runs")
-"""
+MARKING_SOURCE = never_imported("msg")
 
 
 def queue_binding(queue_name: str, **extra: str) -> dict[str, Any]:
@@ -133,18 +103,6 @@ HTTP_BINDING = {
         {"type": "http", "direction": "out", "name": "$return"},
     ]
 }
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def token() -> str:

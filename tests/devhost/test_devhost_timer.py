@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.throwaway import ThrowawayApp
+from tests.devhost.apps import RECORDING, ThrowawayApp, never_imported, wait_until, write_app
 from tools.devhost import host as devhost
-from tools.devhost.queue_trigger import FunctionIndexingError
+from tools.devhost.app_settings import FunctionIndexingError
 from tools.devhost.timer_trigger import (
     ConstantSchedule,
     CronSchedule,
@@ -36,33 +36,14 @@ from tools.devhost.timer_trigger import (
 #: The port's pass of `make test` runs these again, through the local host's own loader.
 pytestmark = pytest.mark.through_host
 
-T = TypeVar("T")
 
 #: Every timer function of the test app: records start and end; sleeps as its folder name says.
-TIMER_SOURCE = """
-import json
-import threading
-import time
-from pathlib import Path
-
-import azure.functions as func
-
-RECORDS = Path(__file__).resolve().parent.parent / "records.jsonl"
-_lock = threading.Lock()
-_running = 0
-
-
-def _record(**fields):
-    with _lock, RECORDS.open("a", encoding="utf-8") as records:
-        records.write(json.dumps(fields) + "\\n")
-
+TIMER_SOURCE = (
+    RECORDING
+    + """
 
 def main(timer: func.TimerRequest, context: func.Context) -> None:
-    global _running
-    with _lock:
-        _running += 1
-        running = _running
-    try:
+    with _invocation() as running:
         _record(
             event="start",
             function=context.function_name,
@@ -74,20 +55,10 @@ def main(timer: func.TimerRequest, context: func.Context) -> None:
         if context.function_name == "every":
             time.sleep(1.5)
         _record(event="end", function=context.function_name, at=time.time())
-    finally:
-        with _lock:
-            _running -= 1
 """
+)
 
-MARKING_SOURCE = """
-from pathlib import Path
-
-(Path(__file__).resolve().parent.parent / "imported").write_text("imported")
-
-
-def main(timer):
-    raise AssertionError("never runs")
-"""
+MARKING_SOURCE = never_imported("timer")
 
 
 def timer_binding(schedule: str, **extra: Any) -> dict[str, Any]:
@@ -96,17 +67,6 @@ def timer_binding(schedule: str, **extra: Any) -> dict[str, Any]:
             {"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": schedule} | extra
         ]
     }
-
-
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -143,14 +103,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimerApp]:
         "bad_schedule": (timer_binding("0 0 * * * 7"), MARKING_SOURCE),
         "switched_off": (timer_binding("*/1 * * * * *"), TIMER_SOURCE),
     }
-    (root / "host.json").write_text(json.dumps({"version": "2.0"}))
-    (root / "local.settings.json").write_text(
-        json.dumps({"Values": {"AzureWebJobs.switched_off.Disabled": "1"}})
-    )
-    for name, (config, source) in functions.items():
-        (root / name).mkdir()
-        (root / name / "function.json").write_text(json.dumps(config))
-        (root / name / "__init__.py").write_text(source)
+    write_app(root, {"version": "2.0"}, {"Values": {"AzureWebJobs.switched_off.Disabled": "1"}}, functions)
     timer_app = TimerApp(root)
     # A status recorded by an earlier run: the occurrence after Last was due 5 minutes ago.
     now = datetime.now().astimezone().replace(second=0, microsecond=0)

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from tests.conftest import LocalHost
-from tools.devhost.host import load_local_settings, route_pattern
+from tools.devhost.local_settings import load_local_settings
+from tools.devhost.routes import route_pattern
 
 #: The port's pass of `make test` runs these again, through the local host's own loader.
 pytestmark = pytest.mark.through_host

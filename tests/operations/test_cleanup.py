@@ -37,7 +37,7 @@ from shared.settings import get_settings, load_settings
 from shared.storage import table_client
 from shared.throttling.rate_limiter import Action, RateLimiter
 from tests.conftest import AppEnvironment, start_local_host
-from tools.devhost.host import InvocationContext
+from tools.devhost.worker import InvocationContext
 
 PASSWORD = "correct horse battery"
 WRONG = "not the password at all"

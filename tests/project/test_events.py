@@ -13,7 +13,7 @@ import login
 import me
 import register
 from tests.conftest import AppEnvironment, http_request
-from tools.devhost.host import InvocationContext
+from tools.devhost.worker import InvocationContext
 
 PASSWORD = "correct horse battery"
 LINE = re.compile(

@@ -5,6 +5,9 @@ once generated stays (and tokens issued with it stay valid across restarts).
 A file from before mail was added lacks the mail settings, and one from before
 the cleanup its schedule; ``make run`` adds them from the example
 (:func:`add_missing_settings`), never changing a value already there.
+
+The local host reads the file as ``func start`` does (:func:`load_local_settings`):
+its ``Values`` into the environment, its ``Host`` section for serving (:class:`HostConfig`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import os
 import secrets
 import sys
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tools.devhost.cors import CorsPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = PROJECT_ROOT / "local.settings.json.example"
@@ -40,6 +46,47 @@ def apply_local_settings(path: Path, environ: MutableMapping[str, str]) -> dict[
     for name, value in (document.get("Values") or {}).items():
         environ.setdefault(name, str(value))
     return document
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """What ``local.settings.json`` ``Host`` says about serving (``HostStartSettings`` in Core Tools)."""
+
+    port: int = 7071
+    cors_origins: tuple[str, ...] = ()
+    cors_credentials: bool = False
+
+    @property
+    def cors(self) -> CorsPolicy | None:
+        """The CORS policy ``func start`` builds, or ``None`` when ``Host.CORS`` is empty."""
+        if not self.cors_origins:
+            return None
+        return CorsPolicy(self.cors_origins, self.cors_credentials)
+
+
+def _bool_setting(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() == "true"
+
+
+def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> HostConfig:
+    """Copy the ``Values`` of a ``local.settings.json`` into ``environ`` (never overriding).
+
+    ``Host`` is read as Core Tools' ``HostStartSettings`` (names in any case):
+    ``CORS`` is split at commas, empty entries dropped and nothing trimmed
+    (``Startup``: ``corsOrigins.Split(',', RemoveEmptyEntries)``).
+
+    :returns: what its ``Host`` section says; defaults when the file is missing.
+    """
+    document = apply_local_settings(path, os.environ if environ is None else environ)
+    host = {str(key).lower(): value for key, value in (document.get("Host") or {}).items()}
+    cors = str(host.get("cors") or "")
+    return HostConfig(
+        port=int(host.get("localhttpport") or 7071),
+        cors_origins=tuple(origin for origin in cors.split(",") if origin),
+        cors_credentials=_bool_setting(host.get("corscredentials", False)),
+    )
 
 
 def create_local_settings(target: Path = PROJECT_ROOT / "local.settings.json") -> bool:

@@ -2,19 +2,85 @@
 
 The local host's own tests (HTTP, queue and timer triggers) use these rather
 than the product's functions, so each behaviour is checked on a function
-written for it.
+written for it. Here is what they share: writing the app's folders, starting
+and stopping its host, reading what its functions recorded, and waiting on it.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from tools.devhost import host as devhost
 from tools.emulators.azurite import free_port
+
+T = TypeVar("T")
+
+#: The start of a function that records what it sees as JSON lines in the app's ``records.jsonl``:
+#: ``_record(**fields)`` writes one; ``with _invocation() as running`` counts those running at once.
+RECORDING = """
+import contextlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import azure.functions as func
+
+RECORDS = Path(__file__).resolve().parent.parent / "records.jsonl"
+_lock = threading.Lock()
+_running = 0
+
+
+def _record(**fields):
+    with _lock, RECORDS.open("a", encoding="utf-8") as records:
+        records.write(json.dumps(fields) + "\\n")
+
+
+@contextlib.contextmanager
+def _invocation():
+    global _running
+    with _lock:
+        _running += 1
+        running = _running
+    try:
+        yield running
+    finally:
+        with _lock:
+            _running -= 1
+"""
+
+
+def never_imported(parameter: str) -> str:
+    """A function that must never be imported (the host refuses it first): it leaves a mark if it is."""
+    return f"""
+from pathlib import Path
+
+(Path(__file__).resolve().parent.parent / "imported").write_text("imported")
+
+
+def main({parameter}):
+    raise AssertionError("never runs")
+"""
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def write_app(
