@@ -39,8 +39,8 @@ def routes(route: str) -> set[str]:
     """The paths of a function's route: an optional last parameter (``{id?}``) gives two, with and without."""
     optional = re.fullmatch(r"(.*)/\{(\w+)\?\}", route)
     if optional is None:
-        return {f"/api/{route}"}
-    return {f"/api/{optional[1]}", f"/api/{optional[1]}/{{{optional[2]}}}"}
+        return {f"/{route}"}
+    return {f"/{optional[1]}", f"/{optional[1]}/{{{optional[2]}}}"}
 
 
 def function_operations() -> set[tuple[str, str]]:

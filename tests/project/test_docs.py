@@ -113,7 +113,7 @@ def function_operations() -> set[str]:
             route = binding.get("route") or config_path.parent.name
             optional = re.fullmatch(r"(.*)/\{(\w+)\?\}", route)
             paths = {route} if optional is None else {optional[1], f"{optional[1]}/{{{optional[2]}}}"}
-            operations |= {f"{method.upper()} /api/{path}" for method in binding["methods"] for path in paths}
+            operations |= {f"{method.upper()} /{path}" for method in binding["methods"] for path in paths}
     return operations
 
 

@@ -26,6 +26,8 @@ def load(path: str) -> dict[str, Any]:
 def test_host_json() -> None:
     host = load("host.json")
     assert host["version"] == "2.0"
+    # No prefix: each function's route carries its own "api/", so /.well-known/... can answer at the root.
+    assert host["extensions"]["http"]["routePrefix"] == ""
     assert host["extensionBundle"] == {
         "id": "Microsoft.Azure.Functions.ExtensionBundle",
         "version": "[4.*, 5.0.0)",
@@ -43,9 +45,17 @@ def test_function_json(name: str) -> None:
         "direction": "in",
         "name": "req",
         "methods": ["post"],
-        "route": name,
+        "route": f"api/{name}",
     }
     assert output == {"type": "http", "direction": "out", "name": "$return"}
+
+
+def test_every_http_route_stays_under_api() -> None:
+    """With an empty routePrefix, every HTTP function's route still starts with api/ (its URL unchanged)."""
+    for path in PROJECT_ROOT.glob("*/function.json"):
+        for binding in json.loads(path.read_text())["bindings"]:
+            if binding["type"] == "httpTrigger":
+                assert binding["route"].startswith("api/"), path.parent.name
 
 
 @pytest.mark.parametrize("name", ALL_FUNCTIONS)
