@@ -25,9 +25,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["Watchdog", "preexec"]
+__all__ = ["Watchdog", "preexec", "stop"]
 
 #: Signals a program may rely on receiving with their default effect (a parent may have ignored them).
 RESET_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP)
@@ -114,6 +114,32 @@ class Watchdog:
             self._pipe.close()
             self._pipe = None
             self.process.wait()
+
+
+def stop(process: subprocess.Popen[Any], signum: int, *, group: bool = False, timeout: float = 10.0) -> None:
+    """Stop a child with ``signum`` (its graceful close), then SIGKILL if it is there after ``timeout`` s.
+
+    ``group``: signal its process group (a child started in a session of its
+    own, with whatever it started). Returns once the child has exited.
+    """
+    if process.poll() is not None:
+        return
+
+    def send(number: int) -> None:
+        if group:
+            os.killpg(process.pid, number)
+        else:
+            process.send_signal(number)
+
+    try:
+        send(signum)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            send(signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it exited meanwhile
+    process.wait()
 
 
 def _alive(kind: str, pid: int) -> bool:

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tools.children import Watchdog, preexec
+from tools.children import Watchdog, preexec, stop
 from tools.devhost.local_settings import add_missing_settings, create_local_settings
 from tools.emulators.azurite import PROJECT_ROOT, Azurite
 from tools.emulators.maildev import DEFAULT_SMTP_PORT, DEFAULT_WEB_PORT, MailDev, MailDevError, PortInUse
@@ -71,12 +71,7 @@ def host_environment(
 
 
 def _stop_host(host: subprocess.Popen[bytes]) -> None:
-    host.send_signal(signal.SIGINT)
-    try:
-        host.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        host.kill()
-        host.wait()
+    stop(host, signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
-"""``python -m tools.bench`` (``make bench``): measure what a request costs (see figures.py)."""
+"""``python -m tools.bench`` (``make bench``): measure what a request costs (see command.py)."""
 
 import sys
 
-from tools.bench.figures import main
+from tools.bench.command import main
 
 sys.exit(main())

@@ -34,18 +34,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.data.tables import TableClient
 
 from shared.accounts.store import account_rows, alias_keys, partition_for_email
 from shared.settings import StorageSettings
+from tools.bench.measuring import status_kib
+from tools.bench.report import Report
 from tools.emulators.azurite import PROJECT_ROOT, Azurite
 from tools.import_accounts import command as import_accounts
 from tools.import_accounts.partitions import NOT_FINISHED
-
-if TYPE_CHECKING:
-    from tools.bench.figures import Report
 
 #: The rate the importer must reach, as a multiple of the bare serial writer's.
 TARGET_RATIO = 1.2
@@ -215,7 +214,7 @@ class _MemorySampler:
         self.peak_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._baseline_kib = 0 if include_self else _rss_kib(pid)
+        self._baseline_kib = 0 if include_self else status_kib(pid)
 
     @property
     def peak_mib(self) -> float:
@@ -239,9 +238,9 @@ class _MemorySampler:
         pids = _descendants(self.pid, self.exclude)
         if self.include_self:
             pids.append(self.pid)
-        total = sum(_rss_kib(pid) for pid in pids)
+        total = sum(status_kib(pid) for pid in pids)
         if not self.include_self:
-            total += max(_rss_kib(self.pid), self._baseline_kib)
+            total += max(status_kib(self.pid), self._baseline_kib)
         self.peak_kib = max(self.peak_kib, total)
 
 
@@ -259,16 +258,6 @@ def _descendants(pid: int, exclude: int | None = None) -> list[int]:
             found += children
             stack += children
     return found
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def measure(accounts: int, memory_rows: int, workers: int, folder: Path) -> dict[str, Any]:

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from tools.bench.app import App
+from tools.bench.concurrency import CLIENT_COUNTS, logins_per_second
+from tools.bench.measuring import Sample, ms, timed
+from tools.bench.report import Report
 from tools.emulators.azurite import Azurite
-
-if TYPE_CHECKING:
-    from tools.bench.figures import Report, Sample
 
 #: The pinned rate must reach this share of the one-core limit with 2 to 8 clients.
 TARGET_SHARE = 0.90
@@ -45,8 +45,6 @@ def this_thread_on(cores: set[int]) -> Iterator[None]:
 
 def verify_on(core: int, verify: Callable[[], object], samples: int) -> Sample:
     """Times of one Argon2id verification in this thread, on ``core`` alone."""
-    from tools.bench.figures import timed  # noqa: PLC0415 - bench imports this module
-
     with this_thread_on({core}):
         return timed(verify, samples, warmup=1)
 
@@ -90,8 +88,6 @@ def pinned_concurrency(
     before the load, half after, so drift during the run shows. ``unpinned_shares``
     are figure 5's shares of the all-core limit.
     """
-    from tools.bench.figures import CLIENT_COUNTS, App, Sample, logins_per_second, ms  # noqa: PLC0415
-
     cores = sorted(os.sched_getaffinity(0))
     report.table(
         "5b. Concurrency, pinned",

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
-from typing import TYPE_CHECKING
 
-from tools.devhost import host as devhost
-from tools.emulators.azurite import PROJECT_ROOT, Azurite
-
-if TYPE_CHECKING:
-    from tools.bench.figures import Report
+from tools.bench.app import PASSWORD, app_environment, run_script
+from tools.bench.measuring import ms
+from tools.bench.report import Report
+from tools.emulators.azurite import Azurite
 
 #: The routes profiled, in the order of the table.
 ROUTES = ("login", "register", "gate (GET /api/me)", "login/mfa")
@@ -133,34 +129,22 @@ print(json.dumps(results))
 def profile_requests(count: int) -> dict[str, dict[str, object]]:
     """Run the profile in a child process on an Azurite of its own; its result per route."""
     with Azurite() as azurite:
-        environment = devhost.app_environment(
+        environment = app_environment(
+            azurite.connection_string,
+            "Profile",
             {
-                "AUTH_SIGNING_KEY": secrets.token_hex(32),
                 "AUTH_ENCRYPTION_KEY": secrets.token_hex(32),
-                "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
-                "ACCOUNTS_TABLE": "Profile",
                 "AUTH_RATE_LIMIT_REGISTER": "0",
                 "AUTH_RATE_LIMIT_LOGIN": "0",
-            }
+            },
         )
-        output = subprocess.run(
-            [sys.executable, "-c", _SCRIPT, "correct horse battery staple", str(count)],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if output.returncode != 0:
-        raise RuntimeError(f"the profile failed:\n{output.stderr[-3000:]}")
-    result: dict[str, dict[str, object]] = json.loads(output.stdout)
+        output = run_script(_SCRIPT, [PASSWORD, str(count)], environment)
+    result: dict[str, dict[str, object]] = json.loads(output)
     return result
 
 
 def report_profile(count: int, report: Report) -> dict[str, float]:
     """Figure 12; returns each route's CPU per request beyond Argon2id (seconds)."""
-    from tools.bench.figures import ms  # noqa: PLC0415 - bench imports this module
-
     results = profile_requests(count)
     report.table(
         "12. Where the CPU of a request goes",

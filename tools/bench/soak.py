@@ -46,6 +46,7 @@ from azure.data.tables import TableClient
 
 from shared.accounts.store import email_row_key, partition_for_email
 from shared.settings import CLEANUP_SCHEDULE_SETTING
+from tools.bench.app import app_environment
 from tools.devhost import host as devhost
 from tools.emulators.azurite import Azurite, free_port
 
@@ -326,14 +327,10 @@ def run_soak(seconds: float, clients: int = 4, *, restart_pause: float = 2.0) ->
     """Run the soak for ``seconds`` with ``clients`` concurrent clients; check; return the report."""
     report = SoakReport()
     with tempfile.TemporaryDirectory() as folder, Azurite(location=Path(folder) / "azurite") as azurite:
-        environment = devhost.app_environment(
-            {
-                "AUTH_SIGNING_KEY": secrets.token_hex(32),
-                "ACCOUNTS_STORAGE_CONNECTION": azurite.connection_string,
-                "ACCOUNTS_TABLE": TABLE,
-                "AUTH_TRUSTED_PROXY_COUNT": "1",
-                CLEANUP_SCHEDULE_SETTING: CLEANUP_SCHEDULE,
-            }
+        environment = app_environment(
+            azurite.connection_string,
+            TABLE,
+            {"AUTH_TRUSTED_PROXY_COUNT": "1", CLEANUP_SCHEDULE_SETTING: CLEANUP_SCHEDULE},
         )
         with TableClient.from_connection_string(azurite.connection_string, TABLE) as table:
             backlog = seed_backlog(table, clients * ADDRESSES_PER_CLIENT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -10,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.children import preexec
+from tools.children import preexec, stop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = PROJECT_ROOT / "node_modules" / ".bin"
@@ -152,14 +151,8 @@ class Azurite:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            # SIGINT is Azurite's graceful close: it saves its store (SIGTERM loses recent writes).
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        # SIGINT is Azurite's graceful close: it saves its store (SIGTERM loses recent writes).
+        stop(self.process, signal.SIGINT, group=True)
         self.process = None
 
     def restart(self) -> None:

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from tools.children import preexec
+from tools.children import preexec, stop
 from tools.emulators.azurite import BIN, free_port
 
 HOST = "127.0.0.1"
@@ -132,16 +132,8 @@ class MailDev:
 
     def stop(self) -> None:
         if self.process is not None:
-            if self.process.poll() is None:
-                # SIGTERM (like SIGINT) is MailDev's graceful shutdown: it closes both servers and exits.
-                try:
-                    os.killpg(self.process.pid, signal.SIGTERM)
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass  # it exited meanwhile
-                self.process.wait()
+            # SIGTERM (like SIGINT) is MailDev's graceful shutdown: it closes both servers and exits.
+            stop(self.process, signal.SIGTERM, group=True)
             self.process = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
