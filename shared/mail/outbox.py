@@ -19,7 +19,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from shared.errors import InvalidRequest, MailNotConfigured, StorageUnavailable
 from shared.events import log_event
-from shared.mail.config import MailKind, MailSettings, QueueSettings
+from shared.settings.mail import MailKind, MailSettings, QueueSettings
 from shared.storage import (
     RETRY_OPTIONS,
     http_transport,

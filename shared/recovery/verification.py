@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from shared.accounts.service import AccountService
 from shared.events import log_event
-from shared.mail.config import MailKind
 from shared.recovery.codes import CodePurpose
 from shared.recovery.mailed_codes import check_code, request_mail
+from shared.settings.mail import MailKind
 
 __all__ = ["request_verification", "verify_email"]
 

@@ -35,8 +35,7 @@ from azure.data.tables import TableClient
 from requests.utils import get_environ_proxies
 
 from shared.errors import StorageUnavailable
-from shared.mail.config import DEFAULT_STORAGE_TIMEOUT_SECONDS
-from shared.settings import StorageSettings
+from shared.settings.storage import DEFAULT_STORAGE_TIMEOUT_SECONDS, StorageSettings
 
 __all__ = [
     "CLIENT_OPTIONS",
