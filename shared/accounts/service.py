@@ -35,11 +35,11 @@ from shared.errors import (
     TooManyAttempts,
 )
 from shared.events import log_event
-from shared.mail.outbox import MailRequest, Outbox
 from shared.recovery.codes import OneTimeCodes
 from shared.sessions.devices import DeviceSession, current_user_agent, new_session, touch_interval
 from shared.settings import Settings, get_settings
 from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest, Outbox
 from shared.throttling.rate_limiter import Action, RateLimiter
 from shared.tokens.access_tokens import IssuedToken, VerifiedToken, issue_token, verify_token
 

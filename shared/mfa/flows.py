@@ -36,10 +36,10 @@ from shared.accounts.service import AccountService, Session
 from shared.accounts.store import Account, MfaRecord
 from shared.errors import ConflictError, InvalidCode, InvalidRequest, InvalidToken, MfaAlreadyEnabled
 from shared.events import log_event
-from shared.mail.outbox import MailRequest
 from shared.mfa import recovery_codes, totp
 from shared.mfa.encryption import EncryptionKeys, SecretUnreadable, decrypt, encrypt, needs_reencryption
 from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest
 from shared.tokens.access_tokens import issue_challenge, verify_challenge
 
 __all__ = [

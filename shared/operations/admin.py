@@ -40,12 +40,12 @@ from shared.accounts.store import (
 )
 from shared.errors import ConflictError, InvalidCode, InvalidRequest, NotFound
 from shared.events import log_event
-from shared.mail.outbox import MailRequest
 from shared.mfa.encryption import EncryptionKeys
 from shared.recovery.codes import CodePurpose
 from shared.sessions.devices import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
 from shared.settings.mail import MailKind
 from shared.storage import storage_errors, table_client
+from shared.storage.outbox import MailRequest
 from shared.throttling.lockout import LoginThrottle
 
 __all__ = ["MAX_ATTEMPTS", "WITHHELD", "AccountAdmin", "MfaReset", "Reencryption", "StoredRows", "is_email"]

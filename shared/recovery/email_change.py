@@ -19,9 +19,9 @@ from shared.accounts.service import AccountService
 from shared.accounts.store import Account, MoveOutcome
 from shared.errors import EmailTaken, InvalidRequest, InvalidToken
 from shared.events import log_event
-from shared.mail.outbox import MailRequest
 from shared.recovery.codes import CodePurpose
 from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest
 from shared.throttling.rate_limiter import Action
 
 __all__ = ["confirm_change", "request_change"]

@@ -20,10 +20,10 @@ from shared.accounts.emails import normalize_email
 from shared.accounts.passwords import check_password_policy
 from shared.accounts.service import AccountService
 from shared.events import log_event
-from shared.mail.outbox import MailRequest
 from shared.recovery.codes import CodePurpose
 from shared.recovery.mailed_codes import check_code, request_mail
 from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest
 
 __all__ = ["request_reset", "reset_password"]
 
