@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.accounts.service import AccountService, Session
-from shared.accounts.store import Account, MfaRecord
+from shared.accounts.store import Account
 from shared.errors import ConflictError, InvalidCode, InvalidRequest, InvalidToken, MfaAlreadyEnabled
 from shared.events import log_event
 from shared.mfa import recovery_codes, totp
 from shared.mfa.encryption import EncryptionKeys, SecretUnreadable, decrypt, encrypt, needs_reencryption
+from shared.mfa.store import MfaRecord, MfaStore, mfa_store
 from shared.settings.mail import MailKind
 from shared.storage.outbox import MailRequest
 from shared.tokens.access_tokens import issue_challenge, verify_challenge
@@ -91,12 +92,12 @@ def start_enrolment(service: AccountService, account: Account, password: str) ->
     """
     keys = service.settings.mfa.keys()
     service.check_password(account, password)
-    record = service.store.mfa_record(account)
+    record = _store(service).mfa_record(account)
     if account.mfa_totp or record.secret:
         raise MfaAlreadyEnabled()
     secret = totp.new_secret()
     sealed = encrypt(keys, secret.encode("ascii"), associated_data=account.user_id.encode("utf-8"))
-    if not service.store.save_mfa(record, Pending=sealed):
+    if not _store(service).save_mfa(record, Pending=sealed):
         raise ConflictError()
     uri = totp.provisioning_uri(secret, account=account.email, issuer=service.settings.mfa.issuer)
     return Enrolment(secret=secret, otpauth_uri=uri, qr_code=totp.qr_code_data_uri(uri))
@@ -114,7 +115,7 @@ def confirm_enrolment(service: AccountService, account: Account, code: str) -> t
     :raises ConflictError: a concurrent change; retry.
     """
     keys = service.settings.mfa.keys()
-    record = service.store.mfa_record(account)
+    record = _store(service).mfa_record(account)
     if account.mfa_totp or record.secret:
         raise MfaAlreadyEnabled()
     if record.pending is None:
@@ -133,7 +134,7 @@ def confirm_enrolment(service: AccountService, account: Account, code: str) -> t
         "LastStep": step,
         **_new_codes(keys, account.user_id, codes),
     }
-    version = service.store.change_mfa(
+    version = _store(service).change_mfa(
         account, record, changes, enabled=True, recovery_codes_left=len(codes), revoke_sessions=True
     )
     log_event("mfa_enrolled", user_id=account.user_id)
@@ -147,11 +148,13 @@ def issue_challenge_for(service: AccountService, account: Account) -> str:
     :raises SettingError: ``AUTH_ENCRYPTION_KEY`` is missing or malformed (fail closed).
     """
     service.settings.mfa.keys()
-    record = service.store.mfa_record(account)
+    record = _store(service).mfa_record(account)
     challenge_id = secrets.token_urlsafe(16)
     lifetime = service.settings.mfa.challenge_lifetime
     expires = datetime.now(UTC) + lifetime
-    if not service.store.save_mfa(record, Challenge=challenge_id, ChallengeExpires=expires, ChallengeTries=0):
+    if not _store(service).save_mfa(
+        record, Challenge=challenge_id, ChallengeExpires=expires, ChallengeTries=0
+    ):
         raise ConflictError()
     log_event("mfa_challenge_issued", user_id=account.user_id)
     return issue_challenge(service.settings.tokens, account.user_id, challenge_id, lifetime)
@@ -182,7 +185,7 @@ def log_in_with_code(
     account = service.store.account(user_id)
     if account is None or account.disabled:
         raise InvalidToken("challenge of a deleted or disabled account")
-    _live_challenge(service.store.mfa_record(account), challenge_id, user_id)
+    _live_challenge(_store(service).mfa_record(account), challenge_id, user_id)
     login = service.refuse_if_locked_out(account.email)
     record = _spend_try(service, account, challenge_id)
     now = datetime.now(UTC)
@@ -195,7 +198,7 @@ def log_in_with_code(
     changes |= {"Challenge": "", "ChallengeTries": 0}
     left = len(json.loads(str(changes["RecoveryCodes"]))) if "RecoveryCodes" in changes else None
     try:
-        service.store.change_mfa(
+        _store(service).change_mfa(
             account, record, changes, recovery_codes_left=left, clear_failures=not login.throttle.is_clear
         )
     except ConflictError:
@@ -235,8 +238,8 @@ def _spend_try(service: AccountService, account: Account, challenge_id: str) -> 
     :raises ConflictError: the row kept changing under us.
     """
     for _ in range(MAX_TRY_WRITES):
-        record = _live_challenge(service.store.mfa_record(account), challenge_id, account.user_id)
-        spent = service.store.spend_challenge_try(record)
+        record = _live_challenge(_store(service).mfa_record(account), challenge_id, account.user_id)
+        spent = _store(service).spend_challenge_try(record)
         if spent is not None:
             return spent
     raise ConflictError()
@@ -255,7 +258,7 @@ def regenerate_recovery_codes(
     fresh = recovery_codes.new_recovery_codes()
     changes |= _new_codes(keys, account.user_id, fresh)
     try:
-        service.store.change_mfa(account, record, changes, recovery_codes_left=len(fresh))
+        _store(service).change_mfa(account, record, changes, recovery_codes_left=len(fresh))
     except ConflictError:
         raise InvalidCode("used concurrently") from None
     _log_resealed(changes, account.user_id)
@@ -274,7 +277,7 @@ def disable(service: AccountService, account: Account, password: str, code: str)
     """
     _, record, _ = _checked_factor(service, account, password, code)
     try:
-        service.store.change_mfa(account, record, None, enabled=False, recovery_codes_left=0)
+        _store(service).change_mfa(account, record, None, enabled=False, recovery_codes_left=0)
     except ConflictError:
         raise InvalidCode("used concurrently") from None
     log_event("mfa_disabled", user_id=account.user_id)
@@ -289,7 +292,7 @@ def check_code(service: AccountService, account: Account, code: str) -> None:
     :raises InvalidCode: the code is wrong.
     """
     keys = service.settings.mfa.keys()
-    _accepted_changes(service, keys, account, service.store.mfa_record(account), code)
+    _accepted_changes(service, keys, account, _store(service).mfa_record(account), code)
 
 
 def _checked_factor(
@@ -298,7 +301,7 @@ def _checked_factor(
     """Check the password and a code; return the keys, the row, and the changes that use the code."""
     keys = service.settings.mfa.keys()
     service.check_password(account, password)
-    record = service.store.mfa_record(account)
+    record = _store(service).mfa_record(account)
     if not account.mfa_totp or record.secret is None:
         raise InvalidRequest("The second factor is not on.")
     return keys, record, _accepted_changes(service, keys, account, record, code)
@@ -445,3 +448,7 @@ def _open(keys: EncryptionKeys, sealed: str, associated_data: bytes, user_id: st
     except SecretUnreadable as error:
         log_event("mfa_secret_unreadable", logging.ERROR, reason=error.reason, user_id=user_id)
         raise InvalidCode("secret unreadable") from None
+
+
+def _store(service: AccountService) -> MfaStore:
+    return mfa_store(service.settings.storage)

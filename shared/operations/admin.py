@@ -31,7 +31,6 @@ from shared.accounts.store import (
     LEGACY_USER_ID_PREFIX,
     Account,
     AccountStore,
-    MfaRecord,
     alias_keys,
     email_row_key,
     mfa_row_key,
@@ -41,6 +40,7 @@ from shared.accounts.store import (
 from shared.errors import ConflictError, InvalidCode, InvalidRequest, NotFound
 from shared.events import log_event
 from shared.mfa.encryption import EncryptionKeys
+from shared.mfa.store import MfaRecord, MfaStore, mfa_store
 from shared.recovery.codes import CodePurpose
 from shared.sessions.devices import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
 from shared.settings.mail import MailKind
@@ -105,6 +105,7 @@ class AccountAdmin:
     def __init__(self, service: AccountService) -> None:
         self.service = service
         self.store: AccountStore = service.store
+        self.mfa: MfaStore = mfa_store(service.settings.storage)
 
     # Finding the account.
 
@@ -294,16 +295,16 @@ class AccountAdmin:
         The owner is told by mail (if mail is configured) when a confirmed factor was removed.
         """
         for _ in range(MAX_ATTEMPTS):
-            record = self.store.mfa_record(account)
+            record = self.mfa.mfa_record(account)
             if record.etag is None:
                 if not account.mfa_totp:
                     return MfaReset.NONE
                 # Flagged on without a row: make an empty row, to remove it with the flags.
-                self.store.save_mfa(record)
+                self.mfa.save_mfa(record)
                 continue
             was_on = account.mfa_totp or record.secret is not None
             try:
-                self.store.change_mfa(account, record, None, enabled=False, recovery_codes_left=0)
+                self.mfa.change_mfa(account, record, None, enabled=False, recovery_codes_left=0)
             except ConflictError:
                 account = self._again(account)
                 continue
@@ -387,7 +388,7 @@ class AccountAdmin:
         keys = self.service.settings.mfa.keys()
         outcome = Reencryption(resume_from=start)
         continuation = _continuation(start)
-        for records, following in self.store.mfa_pages(page_size=page_size, continuation=continuation):
+        for records, following in self.mfa.mfa_pages(page_size=page_size, continuation=continuation):
             for record in records:
                 outcome.examined += 1
                 self._reseal(record, resealed, keys, outcome, dry_run=dry_run)
@@ -427,10 +428,10 @@ class AccountAdmin:
                 if not opens(keys, current):
                     outcome.unreadable += 1  # under a key no longer configured
                 return
-            if dry_run or self.store.save_mfa(current, **changes):
+            if dry_run or self.mfa.save_mfa(current, **changes):
                 outcome.resealed += 1
                 return
-            current = self.store.mfa_record_again(current)
+            current = self.mfa.mfa_record_again(current)
         raise ConflictError("a second-factor row kept changing; run the command again")
 
     def _table(self) -> TableClient:

@@ -22,6 +22,7 @@ from shared.accounts.service import AccountService
 from shared.events import log_event
 from shared.recovery.codes import CodePurpose
 from shared.recovery.mailed_codes import check_code, request_mail
+from shared.recovery.store import RecoveryStore
 from shared.settings.mail import MailKind
 from shared.storage.outbox import MailRequest
 
@@ -50,7 +51,7 @@ def reset_password(
     check_password_policy(service.settings.password_policy, new_password, email=normalize_email(email))
     credentials, checked = check_code(service, email, CodePurpose.RESET, code, forwarded_for=forwarded_for)
     # A reset proves the mailbox, not the second factor: with one on, its failures keep counting.
-    service.store.reset_password(
+    RecoveryStore(service.store).reset_password(
         credentials,
         service.hasher.hash(new_password),
         checked.use(),
