@@ -18,16 +18,13 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from shared.accounts.emails import normalize_email
-from shared.accounts.mobile_services import is_legacy_hash, verify_legacy_token
+from shared.accounts.mobile_services import verify_legacy_token
 from shared.accounts.passwords import PasswordHasher, Verification, check_password_policy, password_length
 from shared.accounts.store import Account, AccountStore, Credentials, LoginRecord, MoveOutcome
 from shared.errors import (
-    AccountDisabled,
     ConflictError,
-    EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
-    InvalidRequest,
     InvalidToken,
     MfaRequired,
     NotFound,
@@ -131,71 +128,7 @@ class AccountService:
         log_event("registered", user_id=account.user_id)
         self.outbox.send(MailRequest(MailKind.VERIFY_EMAIL, normalized, user_id=account.user_id))
 
-    def log_in(self, email: str, password: str, *, forwarded_for: str | None = None) -> Session:
-        """Check an email and password and sign a token.
-
-        Unknown email and wrong password raise the same error after the same
-        work (one read, one Argon2id verification, one write of the failure
-        record). An email whose failure record says it is locked out is
-        refused before any hashing, whether or not it has an account. A right
-        password whose hash has outdated parameters is re-hashed in the same
-        request (guarded by the row's ETag). ``forwarded_for`` is as for
-        :meth:`register`, against ``AUTH_RATE_LIMIT_LOGIN``; the attempt is
-        counted while the password is checked, and an attempt over the limit
-        is refused without its result being used or recorded.
-
-        :raises InvalidRequest: the email is not valid.
-        :raises TooManyAttempts: too many recent failures for this email, or
-            too many attempts from the client's address.
-        :raises InvalidCredentials: unknown email or wrong password.
-        :raises StorageUnavailable: storage could not be reached.
-        """
-        normalized = normalize_email(email)
-        now = datetime.now(UTC)
-        record = self._login_record(normalized)
-        self._refuse_if_locked(record, now)
-        admission = self.limiter.admit(Action.LOGIN, forwarded_for)
-        verification, reason = self._verify_password(record.credentials, password)  # while it is counted
-        admission.wait()
-        credentials = record.credentials
-        if credentials is None or verification is Verification.WRONG:
-            self._fail(record, now, reason, credentials)
-        if credentials.disabled:
-            log_event(
-                "login_refused", logging.WARNING, reason="account_disabled", user_id=credentials.user_id
-            )
-            raise AccountDisabled()
-        if self.settings.mail.require_verified and not credentials.email_verified:
-            user_id = credentials.user_id
-            log_event("login_refused", logging.WARNING, reason="email_not_verified", user_id=user_id)
-            raise EmailNotVerified("Verify your email address first: follow the code in the mail we sent.")
-        new_hash = self.hasher.hash(password) if verification is Verification.OK_NEEDS_REHASH else None
-        # With a second factor on, the right password is half a login: the failure record stands until
-        # the second step succeeds, so wrong codes spread over fresh logins still add up.
-        mfa = credentials.mfa_totp
-        throttle = record.throttle if mfa else record.throttle.after_success()
-        if new_hash is not None or throttle != record.throttle:
-            stored = self.store.update_login(record, password_hash=new_hash, throttle=throttle)
-            if new_hash is not None:
-                previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
-                log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
-        if mfa:
-            self._challenge(credentials)
-        log_event("login_succeeded", user_id=credentials.user_id)
-        return self.start_session(
-            credentials.user_id, credentials.email, credentials.session_version, ("pwd",)
-        )
-
-    def _challenge(self, credentials: Credentials) -> NoReturn:
-        """The password was right and a second factor is on: answer with the second step's token."""
-        from shared.mfa.flows import issue_challenge_for  # noqa: PLC0415 - the flows build on this module
-
-        account = self.store.account(credentials.user_id)
-        if account is None:
-            raise InvalidCredentials()
-        raise MfaRequired(issue_challenge_for(self, account))
-
-    def _login_record(self, email: str) -> LoginRecord:
+    def login_record(self, email: str) -> LoginRecord:
         """Read the login row of ``email``, first finishing an interrupted email change it is part of."""
         record = self.store.login_record(email)
         credentials = record.credentials
@@ -207,7 +140,7 @@ class AccountService:
             record = self.store.login_record(new if outcome is MoveOutcome.MOVED else email)
         return record
 
-    def _verify_password(self, credentials: Credentials | None, password: str) -> tuple[Verification, str]:
+    def verify_password(self, credentials: Credentials | None, password: str) -> tuple[Verification, str]:
         """Check ``password`` with the same work whether or not there is an account.
 
         :returns: the verification, and the reason to log if it is wrong.
@@ -220,7 +153,8 @@ class AccountService:
             return Verification.WRONG, "unknown_account"
         return self.hasher.verify(credentials.password_hash, password), "wrong_password"
 
-    def _refuse_if_locked(self, record: LoginRecord, now: datetime) -> None:
+    def refuse_if_locked(self, record: LoginRecord, now: datetime) -> None:
+        """:raises TooManyAttempts: the failure record says the email is locked out at ``now``."""
         refused_until = record.throttle.refused_until(self.settings.lockout, now)
         if refused_until is not None:
             wait = math.ceil((refused_until - now).total_seconds())
@@ -233,14 +167,14 @@ class AccountService:
         :raises TooManyAttempts: the email is locked out.
         """
         record = self.store.login_record(email)
-        self._refuse_if_locked(record, datetime.now(UTC))
+        self.refuse_if_locked(record, datetime.now(UTC))
         return record
 
     def count_failure(self, record: LoginRecord, error: ServiceError) -> NoReturn:
         """Count a failed proof (such as a wrong second factor) against the email, then raise ``error``."""
-        self._fail(record, datetime.now(UTC), "wrong_second_factor", record.credentials, error=error)
+        self.fail(record, datetime.now(UTC), "wrong_second_factor", record.credentials, error=error)
 
-    def _fail(
+    def fail(
         self,
         record: LoginRecord,
         now: datetime,
@@ -443,23 +377,13 @@ class AccountService:
         self.outbox.send_after_change(notice)
         return self._token(account.user_id, account.email, devices[-1], devices[-1].created_at)
 
-    def delete_account(self, account: Account, password: str, *, code: str | None = None) -> None:
-        """Delete the account after checking its password (and, with TOTP on, a code).
+    def delete_account(self, account: Account, credentials: Credentials) -> None:
+        """Delete the account whose owner just proved it is them (:func:`shared.login.reauthenticate`).
 
         Its email can register again.
 
-        :raises InvalidCredentials: ``password`` is wrong.
-        :raises InvalidRequest: TOTP is on and no ``code`` was given.
-        :raises InvalidCode: the code is wrong.
         :raises ConflictError: the account changed concurrently; nothing deleted.
         """
-        credentials = self.check_password(account, password)
-        if account.mfa_totp:
-            from shared.mfa.flows import check_code  # noqa: PLC0415 - the flows build on this module
-
-            if code is None:
-                raise InvalidRequest("The field 'code' is required: the account has a second factor.")
-            check_code(self, account, code)
         self.store.delete(account, credentials)
         log_event("account_deleted", user_id=account.user_id)
 
@@ -473,15 +397,15 @@ class AccountService:
         :raises InvalidCredentials: the password is wrong (or the account is gone).
         """
         now = datetime.now(UTC)
-        record = self._login_record(account.email)
-        self._refuse_if_locked(record, now)
+        record = self.login_record(account.email)
+        self.refuse_if_locked(record, now)
         credentials = record.credentials
         if credentials is None:
             log_event("password_check_failed", logging.WARNING, reason="no_account", user_id=account.user_id)
             raise InvalidCredentials()
-        verification, reason = self._verify_password(credentials, password)
+        verification, reason = self.verify_password(credentials, password)
         if not verification.ok:
-            self._fail(record, now, reason, credentials, event="password_check_failed")
+            self.fail(record, now, reason, credentials, event="password_check_failed")
         return credentials
 
     def start_session(self, user_id: str, email: str, session_version: int, amr: tuple[str, ...]) -> Session:

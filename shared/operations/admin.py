@@ -383,7 +383,7 @@ class AccountAdmin:
         :raises SettingError: ``AUTH_ENCRYPTION_KEY`` is missing or malformed.
         :raises StorageUnavailable: storage could not be reached; resume from the last page reported.
         """
-        from shared.mfa.flows import resealed  # noqa: PLC0415 - the flows build on the service
+        from shared.mfa.auth import resealed  # noqa: PLC0415 - the checks build on the service
 
         keys = self.service.settings.mfa.keys()
         outcome = Reencryption(resume_from=start)
@@ -413,7 +413,7 @@ class AccountAdmin:
         *,
         dry_run: bool,
     ) -> None:
-        from shared.mfa.flows import opens  # noqa: PLC0415 - the flows build on the service
+        from shared.mfa.auth import opens  # noqa: PLC0415 - the checks build on the service
 
         current: MfaRecord | None = record
         for _ in range(MAX_ATTEMPTS):
