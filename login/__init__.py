@@ -4,7 +4,7 @@ import azure.functions as func
 
 from shared import http
 from shared.accounts.service import account_service
-from shared.login import log_in
+from shared.login.password import log_in
 
 
 @http.handles_problems

@@ -4,7 +4,7 @@ import azure.functions as func
 
 from shared import http
 from shared.accounts.service import account_service
-from shared.login import log_in_with_code
+from shared.login.second_factor import log_in_with_code
 
 
 @http.handles_problems

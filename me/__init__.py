@@ -5,7 +5,7 @@ import azure.functions as func
 from shared import http
 from shared.accounts.service import account_service
 from shared.http.gate import authenticated_account
-from shared.login import reauthenticate
+from shared.login.reauthentication import reauthenticate
 
 
 @http.handles_problems

@@ -18,6 +18,9 @@ imported accounts and their aliases (:mod:`shared.accounts.import_store`,
 :mod:`shared.accounts.aliases`) and finishing an email's move
 (:mod:`shared.accounts.moves`). The second factor's row is :mod:`shared.mfa.store`'s;
 changes made with a code are :mod:`shared.recovery.store`'s.
+
+A little over 400 lines: the three row types (:class:`Credentials`,
+:class:`LoginRecord`, :class:`Account`) sit with the store that reads them.
 """
 
 from __future__ import annotations

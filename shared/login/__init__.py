@@ -9,12 +9,9 @@ of completing a login is a module of its own:
 
 The login sits above the account core and the second factor, which both stay
 unaware of it: :mod:`shared.accounts` no longer imports :mod:`shared.mfa`.
+
+Import the steps from their modules: this package imports none of them, so
+that a function that logs in with a password does not load the second factor's
+libraries (pyotp, cryptography) at cold start; they load when a second factor
+is on.
 """
-
-from __future__ import annotations
-
-from shared.login.password import log_in
-from shared.login.reauthentication import reauthenticate
-from shared.login.second_factor import issue_challenge_for, log_in_with_code
-
-__all__ = ["issue_challenge_for", "log_in", "log_in_with_code", "reauthenticate"]

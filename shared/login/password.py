@@ -20,7 +20,6 @@ from shared.accounts.service import AccountService, Session
 from shared.accounts.store import Credentials
 from shared.errors import AccountDisabled, EmailNotVerified, InvalidCredentials, MfaRequired
 from shared.events import log_event
-from shared.login.second_factor import issue_challenge_for
 from shared.throttling.rate_limiter import Action
 
 __all__ = ["log_in"]
@@ -84,6 +83,9 @@ def log_in(
 
 def _challenge(service: AccountService, credentials: Credentials) -> NoReturn:
     """The password was right and a second factor is on: answer with the second step's token."""
+    # Imported here: the second factor's libraries stay out of the cold start of a password login.
+    from shared.login.second_factor import issue_challenge_for  # noqa: PLC0415
+
     account = service.store.account(credentials.user_id)
     if account is None:
         raise InvalidCredentials()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from shared.accounts.service import AccountService
 from shared.accounts.store import Account, Credentials
 from shared.errors import InvalidRequest
-from shared.mfa.auth import check_code
 
 __all__ = ["reauthenticate"]
 
@@ -27,6 +26,9 @@ def reauthenticate(
     """
     credentials = service.check_password(account, password)
     if account.mfa_totp:
+        # Imported here: the second factor's libraries stay out of the cold start of DELETE /api/me.
+        from shared.mfa.auth import check_code  # noqa: PLC0415
+
         if code is None:
             raise InvalidRequest("The field 'code' is required: the account has a second factor.")
         check_code(service, account, code)

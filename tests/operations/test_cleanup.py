@@ -30,7 +30,7 @@ from shared.accounts.store import (
     user_row_key,
 )
 from shared.errors import InvalidCredentials, SettingError
-from shared.login import log_in
+from shared.login.password import log_in
 from shared.operations import cleanup as sweeper
 from shared.operations.cleanup import DeadRow, delete_unchanged, run_cleanup
 from shared.recovery.codes import CodePurpose, OneTimeCodes

@@ -121,7 +121,7 @@ def test_the_graph_is_built_from_the_source() -> None:
     edges = graph()
     assert len(edges) > 40
     assert "shared.accounts.store" in edges["shared.accounts.service"]
-    assert "shared.mfa.auth" in edges["shared.operations.admin"], "a function-level import"
+    assert "shared.mfa.auth" in edges["shared.login.reauthentication"]
     assert "shared.storage.queue_retry" in edges["shared.storage.clients"], "a function-level import"
     assert "shared.mfa.totp" in edges["shared.mfa.flows"], "`from shared.mfa import totp` names a module"
 
