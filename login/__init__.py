@@ -4,6 +4,7 @@ import azure.functions as func
 
 from shared import http
 from shared.accounts.service import account_service
+from shared.login.password import log_in
 
 
 @http.handles_problems
@@ -12,5 +13,5 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     body = http.read_json_object(req)
     email = http.string_field(body, "email", "emailOrUsername")
     password = http.string_field(body, "password")
-    session = service.log_in(email, password, forwarded_for=http.forwarded_for(req))
+    session = log_in(service, email, password, forwarded_for=http.forwarded_for(req))
     return http.session_response(session)

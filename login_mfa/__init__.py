@@ -4,7 +4,7 @@ import azure.functions as func
 
 from shared import http
 from shared.accounts.service import account_service
-from shared.mfa import flows
+from shared.login.second_factor import log_in_with_code
 
 
 @http.handles_problems
@@ -15,5 +15,5 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
         http.optional_string_field(body, "code"),
         http.optional_string_field(body, "recoveryCode"),
     )
-    session = flows.log_in_with_code(account_service(), mfa_token, code=code, recovery_code=recovery_code)
+    session = log_in_with_code(account_service(), mfa_token, code=code, recovery_code=recovery_code)
     return http.session_response(session)

@@ -5,6 +5,7 @@ import azure.functions as func
 from shared import http
 from shared.accounts.service import account_service
 from shared.http.gate import authenticated_account
+from shared.login.reauthentication import reauthenticate
 
 
 @http.handles_problems
@@ -13,6 +14,7 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     if req.method.upper() == "DELETE":
         body = http.read_json_object(req)
         password, code = http.string_field(body, "password"), http.optional_string_field(body, "code")
-        account_service().delete_account(account, password, code=code)
+        service = account_service()
+        service.delete_account(account, reauthenticate(service, account, password, code=code))
         return http.no_content()
     return http.profile_response(account)

@@ -19,7 +19,7 @@ from azure.data.tables import TableClient
 
 from shared import settings, storage
 from shared.accounts import service as accounts
-from shared.mail import courier, outbox
+from shared.mail import courier
 from tools.devhost import host as devhost
 from tools.emulators.azurite import Azurite, free_port
 
@@ -146,7 +146,7 @@ def reset_app_caches() -> None:
     settings.reset_settings()
     accounts.reset_services()
     storage.reset_clients()
-    outbox.reset_queues()
+    storage.reset_queues()
     courier.reset_courier()
 
 

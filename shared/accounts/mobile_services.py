@@ -26,18 +26,17 @@ import functools
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import InvalidToken
+from shared.settings.tokens import LegacyTokenSettings
 from shared.tokens.access_tokens import (
     ALGORITHM,
     MAX_NUMERIC_DATE,
     MAX_TOKEN_LENGTH,
     ZUMO_ISSUER,
     VerifiedToken,
-    zumo_signing_key,
 )
 
 __all__ = [
@@ -103,19 +102,6 @@ def verify_legacy_password(stored: str, password: str) -> bool:
     except UnicodeEncodeError:
         return False
     return hmac.compare_digest(actual.encode("ascii"), expected.encode("ascii", "replace"))
-
-
-@dataclass(frozen=True, slots=True)
-class LegacyTokenSettings:
-    """How Mobile Services tokens are accepted during a move."""
-
-    key: bytes = field(repr=False)
-    max_age: timedelta
-    leeway: timedelta = timedelta(seconds=60)
-
-    @classmethod
-    def from_master_key(cls, master_key: str, max_age: timedelta) -> LegacyTokenSettings:
-        return cls(key=zumo_signing_key(master_key), max_age=max_age)
 
 
 @functools.cache

@@ -12,7 +12,6 @@ import os
 import secrets
 import threading
 import unicodedata
-from dataclasses import dataclass
 from enum import Enum
 
 import argon2
@@ -20,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.accounts.mobile_services import is_legacy_hash, verify_legacy_password
 from shared.errors import WeakPassword
+from shared.settings.passwords import OWASP_MINIMUMS, Argon2Parameters, PasswordPolicy
 
 __all__ = [
     "OWASP_MINIMUMS",
@@ -32,46 +32,6 @@ __all__ = [
     "normalize_password",
     "password_length",
 ]
-
-#: The Argon2id (memory KiB, time cost) pairs of the OWASP Password Storage
-#: Cheat Sheet, all with parallelism 1; parameters must reach one of them.
-OWASP_MINIMUMS: tuple[tuple[int, int], ...] = (
-    (47_104, 1),
-    (19_456, 2),
-    (12_288, 3),
-    (9_216, 4),
-    (7_168, 5),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Argon2Parameters:
-    """Argon2id cost parameters (app settings ``AUTH_ARGON2_*``)."""
-
-    memory_kib: int = 19_456
-    time_cost: int = 2
-    parallelism: int = 1
-
-    def meets_owasp_minimum(self) -> bool:
-        """Whether these parameters are at least as strong as an OWASP recommendation."""
-        return self.parallelism >= 1 and any(
-            self.memory_kib >= memory and self.time_cost >= time for memory, time in OWASP_MINIMUMS
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordPolicy:
-    """Length bounds of accepted passwords (code points after NFKC) and the context-specific words.
-
-    ``context_words`` (``AUTH_PASSWORD_CONTEXT_WORDS``) are words specific to the
-    service, such as the app's or the company's name; no password may contain
-    one, nor the local part of the account's own email.
-    """
-
-    min_length: int = 8
-    max_length: int = 256
-    context_words: tuple[str, ...] = ()
-
 
 #: Context words shorter than this are too common inside other words to refuse.
 MIN_CONTEXT_WORD_LENGTH = 3

@@ -13,57 +13,32 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from shared.accounts.authentication import MAX_FAILURE_WRITE_ATTEMPTS, Authentication, Session
 from shared.accounts.emails import normalize_email
-from shared.accounts.mobile_services import is_legacy_hash, verify_legacy_token
 from shared.accounts.passwords import PasswordHasher, Verification, check_password_policy, password_length
 from shared.accounts.store import Account, AccountStore, Credentials, LoginRecord, MoveOutcome
 from shared.errors import (
-    AccountDisabled,
-    ConflictError,
-    EmailNotVerified,
     EmailTaken,
     InvalidCredentials,
-    InvalidRequest,
-    InvalidToken,
-    MfaRequired,
-    NotFound,
     ServiceError,
     TooManyAttempts,
 )
 from shared.events import log_event
-from shared.mail.config import MailKind
-from shared.mail.outbox import MailRequest, Outbox
 from shared.recovery.codes import OneTimeCodes
-from shared.sessions.devices import DeviceSession, current_user_agent, new_session, touch_interval
+from shared.sessions.devices import DeviceSession, current_user_agent, new_session
 from shared.settings import Settings, get_settings
+from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest, Outbox
 from shared.throttling.rate_limiter import Action, RateLimiter
-from shared.tokens.access_tokens import IssuedToken, VerifiedToken, issue_token, verify_token
+from shared.tokens.access_tokens import issue_token
 
 __all__ = ["AccountService", "Session", "account_service", "reset_services"]
 
-#: Each concurrent failure for one email must be counted (ETag-guarded writes); a writer that
-#: keeps losing to others reads again and retries, up to this many times.
-MAX_FAILURE_WRITE_ATTEMPTS = 50
 
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """A signed-in user: the token and who it is for."""
-
-    token: IssuedToken
-    email: str
-
-    @property
-    def user_id(self) -> str:
-        """The user id the token was issued to."""
-        return self.token.user_id
-
-
-class AccountService:
+class AccountService(Authentication):
     """Registers accounts and logs users in, with fixed settings, store and hasher."""
 
     def __init__(
@@ -131,71 +106,7 @@ class AccountService:
         log_event("registered", user_id=account.user_id)
         self.outbox.send(MailRequest(MailKind.VERIFY_EMAIL, normalized, user_id=account.user_id))
 
-    def log_in(self, email: str, password: str, *, forwarded_for: str | None = None) -> Session:
-        """Check an email and password and sign a token.
-
-        Unknown email and wrong password raise the same error after the same
-        work (one read, one Argon2id verification, one write of the failure
-        record). An email whose failure record says it is locked out is
-        refused before any hashing, whether or not it has an account. A right
-        password whose hash has outdated parameters is re-hashed in the same
-        request (guarded by the row's ETag). ``forwarded_for`` is as for
-        :meth:`register`, against ``AUTH_RATE_LIMIT_LOGIN``; the attempt is
-        counted while the password is checked, and an attempt over the limit
-        is refused without its result being used or recorded.
-
-        :raises InvalidRequest: the email is not valid.
-        :raises TooManyAttempts: too many recent failures for this email, or
-            too many attempts from the client's address.
-        :raises InvalidCredentials: unknown email or wrong password.
-        :raises StorageUnavailable: storage could not be reached.
-        """
-        normalized = normalize_email(email)
-        now = datetime.now(UTC)
-        record = self._login_record(normalized)
-        self._refuse_if_locked(record, now)
-        admission = self.limiter.admit(Action.LOGIN, forwarded_for)
-        verification, reason = self._verify_password(record.credentials, password)  # while it is counted
-        admission.wait()
-        credentials = record.credentials
-        if credentials is None or verification is Verification.WRONG:
-            self._fail(record, now, reason, credentials)
-        if credentials.disabled:
-            log_event(
-                "login_refused", logging.WARNING, reason="account_disabled", user_id=credentials.user_id
-            )
-            raise AccountDisabled()
-        if self.settings.mail.require_verified and not credentials.email_verified:
-            user_id = credentials.user_id
-            log_event("login_refused", logging.WARNING, reason="email_not_verified", user_id=user_id)
-            raise EmailNotVerified("Verify your email address first: follow the code in the mail we sent.")
-        new_hash = self.hasher.hash(password) if verification is Verification.OK_NEEDS_REHASH else None
-        # With a second factor on, the right password is half a login: the failure record stands until
-        # the second step succeeds, so wrong codes spread over fresh logins still add up.
-        mfa = credentials.mfa_totp
-        throttle = record.throttle if mfa else record.throttle.after_success()
-        if new_hash is not None or throttle != record.throttle:
-            stored = self.store.update_login(record, password_hash=new_hash, throttle=throttle)
-            if new_hash is not None:
-                previous = "mobileservices" if is_legacy_hash(credentials.password_hash) else "argon2id"
-                log_event("password_rehashed", user_id=credentials.user_id, previous=previous, stored=stored)
-        if mfa:
-            self._challenge(credentials)
-        log_event("login_succeeded", user_id=credentials.user_id)
-        return self.start_session(
-            credentials.user_id, credentials.email, credentials.session_version, ("pwd",)
-        )
-
-    def _challenge(self, credentials: Credentials) -> NoReturn:
-        """The password was right and a second factor is on: answer with the second step's token."""
-        from shared.mfa.flows import issue_challenge_for  # noqa: PLC0415 - the flows build on this module
-
-        account = self.store.account(credentials.user_id)
-        if account is None:
-            raise InvalidCredentials()
-        raise MfaRequired(issue_challenge_for(self, account))
-
-    def _login_record(self, email: str) -> LoginRecord:
+    def login_record(self, email: str) -> LoginRecord:
         """Read the login row of ``email``, first finishing an interrupted email change it is part of."""
         record = self.store.login_record(email)
         credentials = record.credentials
@@ -207,7 +118,7 @@ class AccountService:
             record = self.store.login_record(new if outcome is MoveOutcome.MOVED else email)
         return record
 
-    def _verify_password(self, credentials: Credentials | None, password: str) -> tuple[Verification, str]:
+    def verify_password(self, credentials: Credentials | None, password: str) -> tuple[Verification, str]:
         """Check ``password`` with the same work whether or not there is an account.
 
         :returns: the verification, and the reason to log if it is wrong.
@@ -220,7 +131,8 @@ class AccountService:
             return Verification.WRONG, "unknown_account"
         return self.hasher.verify(credentials.password_hash, password), "wrong_password"
 
-    def _refuse_if_locked(self, record: LoginRecord, now: datetime) -> None:
+    def refuse_if_locked(self, record: LoginRecord, now: datetime) -> None:
+        """:raises TooManyAttempts: the failure record says the email is locked out at ``now``."""
         refused_until = record.throttle.refused_until(self.settings.lockout, now)
         if refused_until is not None:
             wait = math.ceil((refused_until - now).total_seconds())
@@ -233,14 +145,14 @@ class AccountService:
         :raises TooManyAttempts: the email is locked out.
         """
         record = self.store.login_record(email)
-        self._refuse_if_locked(record, datetime.now(UTC))
+        self.refuse_if_locked(record, datetime.now(UTC))
         return record
 
     def count_failure(self, record: LoginRecord, error: ServiceError) -> NoReturn:
         """Count a failed proof (such as a wrong second factor) against the email, then raise ``error``."""
-        self._fail(record, datetime.now(UTC), "wrong_second_factor", record.credentials, error=error)
+        self.fail(record, datetime.now(UTC), "wrong_second_factor", record.credentials, error=error)
 
-    def _fail(
+    def fail(
         self,
         record: LoginRecord,
         now: datetime,
@@ -267,153 +179,6 @@ class AccountService:
         user_id = credentials.user_id if credentials else None
         log_event(event, logging.WARNING, reason=reason, user_id=user_id)
         raise error or InvalidCredentials()
-
-    def authenticate(self, token: str | None, *, require_mfa: bool = False) -> Account:
-        """Return the account a request's token stands for.
-
-        Costs one HMAC check and one point read by user id.
-
-        :raises InvalidToken: no token, a token that fails verification, the
-            account no longer exists, its sessions were revoked after the
-            token was issued, or the session is older than ``AUTH_SESSION_MAX_SECONDS``.
-        :raises MfaRequired: ``require_mfa`` and the session has no second factor.
-        :raises StorageUnavailable: storage could not be reached.
-        """
-        account, verified = self.authenticate_session(token)
-        if require_mfa and not verified.has_second_factor:
-            raise MfaRequired()
-        return account
-
-    def authenticate_session(self, token: str | None) -> tuple[Account, VerifiedToken]:
-        """As :meth:`authenticate`, with the token's claims (its ``sid`` names the device session).
-
-        One point read (the account row), plus, at most once a minute per
-        session, a write of its last-seen time.
-        """
-        if not token:
-            raise InvalidToken("no token")
-        verified = self._verify(token)
-        now = datetime.now(UTC)
-        max_age, started = self.settings.session_max_age, verified.session_started
-        if max_age is not None and started is not None and now - started > max_age:
-            raise InvalidToken("session older than AUTH_SESSION_MAX_SECONDS")
-        account = self.store.account(verified.user_id)
-        if account is None:
-            raise InvalidToken("no such account")
-        if account.disabled:
-            raise InvalidToken("account disabled")
-        if verified.session_version != account.session_version:
-            raise InvalidToken("session revoked")
-        if verified.session_id is not None:
-            account = self._check_device_session(account, verified.session_id, now)
-        return account, verified
-
-    def _check_device_session(self, account: Account, session_id: str, now: datetime) -> Account:
-        """Refuse an ended or idle session; note its use; end the least recently used beyond the cap.
-
-        :returns: the account as it is after the last-seen write, if one was made.
-        """
-        device = account.session(session_id)
-        if device is None:
-            raise InvalidToken("session ended")
-        if len(account.sessions) > len(account.live_sessions):
-            # Sessions of an older session version linger on the row until it is rewritten; rewrite it
-            # once, so that they cannot pile up towards Table Storage's limit of properties per row.
-            account = self._end_quietly(account, set(), reason="revoked")
-        idle = self.settings.session_idle
-        if idle is not None and now - device.last_seen_at > idle:
-            self._end_quietly(account, {device.id}, reason="idle")
-            raise InvalidToken("session idle")
-        live = account.live_sessions
-        if len(live) > self.settings.max_sessions:
-            by_use = sorted(live, key=lambda s: (s.last_seen_at, s.created_at))
-            evicted = {s.id for s in by_use[: len(live) - self.settings.max_sessions]}
-            account = self._end_quietly(account, evicted, reason="evicted")
-            if device.id in evicted:
-                raise InvalidToken("session evicted")
-        elif now - device.last_seen_at >= touch_interval(idle):
-            return self.store.touch_session(account, device.seen(now))
-        return account
-
-    def _end_quietly(self, account: Account, session_ids: set[str], *, reason: str) -> Account:
-        """End sessions the gate found over (a concurrent change of the row wins; a later request retries)."""
-        try:
-            ended = self.store.end_sessions(account, session_ids)
-        except ConflictError:
-            return account
-        for session_id in session_ids:
-            log_event("session_ended", user_id=account.user_id, session=session_id, reason=reason)
-        return ended
-
-    def _verify(self, token: str) -> VerifiedToken:
-        try:
-            return verify_token(self.settings.tokens, token)
-        except InvalidToken:
-            if self.settings.legacy_tokens is None:
-                raise
-        # A Mobile Services token of an app installed before the move (AUTH_LEGACY_MASTER_KEY).
-        verified = verify_legacy_token(self.settings.legacy_tokens, token)
-        log_event("legacy_token_accepted", user_id=verified.user_id)
-        return verified
-
-    def refresh(self, token: str | None) -> Session:
-        """Trade a valid, unrevoked token for a fresh one of the same session.
-
-        The new token keeps the time the user last gave a password, so
-        refreshing cannot stretch a session past ``AUTH_SESSION_MAX_SECONDS``.
-
-        :raises InvalidToken: as :meth:`authenticate`.
-        """
-        account, verified = self.authenticate_session(token)
-        log_event("token_refreshed", user_id=account.user_id)
-        started = verified.session_started or datetime.now(UTC)  # a token from before sessions had a start
-        token_ = issue_token(
-            self.settings.tokens,
-            account.user_id,
-            session_version=account.session_version,
-            session_started=started,
-            amr=verified.amr,
-            session_id=verified.session_id,
-        )
-        return Session(token=token_, email=account.email)
-
-    def log_out(self, token: str | None) -> None:
-        """End the token's device session; other devices stay signed in.
-
-        A token from before sessions per device (no ``sid``) ends every session
-        of the account, as logout did then.
-        """
-        account, verified = self.authenticate_session(token)
-        if verified.session_id is None:
-            self.end_all_sessions(account)
-        else:
-            self.end_session(account, verified.session_id, reason="logout")
-        log_event("logged_out", user_id=account.user_id)
-
-    def end_session(self, account: Account, session_id: str, *, reason: str) -> None:
-        """End one live session of the account, on every instance at once.
-
-        :raises NotFound: no such live session of this account.
-        """
-        for _ in range(MAX_FAILURE_WRITE_ATTEMPTS):
-            if account.session(session_id) is None:
-                raise NotFound("No such session.")
-            try:
-                self.store.end_sessions(account, {session_id})
-            except ConflictError:
-                fresh = self.store.account(account.user_id)
-                if fresh is None:
-                    raise NotFound("No such session.") from None
-                account = fresh
-                continue
-            log_event("session_ended", user_id=account.user_id, session=session_id, reason=reason)
-            return
-        raise ConflictError()
-
-    def end_all_sessions(self, account: Account, *, reason: str = "revoked") -> None:
-        """End every session of the account, tokens from before sessions per device included."""
-        self.store.revoke_sessions(account)
-        log_event("session_ended", user_id=account.user_id, session="all", reason=reason)
 
     def change_password(
         self, account: Account, current_password: str, new_password: str, *, amr: tuple[str, ...] = ()
@@ -443,23 +208,13 @@ class AccountService:
         self.outbox.send_after_change(notice)
         return self._token(account.user_id, account.email, devices[-1], devices[-1].created_at)
 
-    def delete_account(self, account: Account, password: str, *, code: str | None = None) -> None:
-        """Delete the account after checking its password (and, with TOTP on, a code).
+    def delete_account(self, account: Account, credentials: Credentials) -> None:
+        """Delete the account whose owner just proved it is them (:func:`shared.login.reauthenticate`).
 
         Its email can register again.
 
-        :raises InvalidCredentials: ``password`` is wrong.
-        :raises InvalidRequest: TOTP is on and no ``code`` was given.
-        :raises InvalidCode: the code is wrong.
         :raises ConflictError: the account changed concurrently; nothing deleted.
         """
-        credentials = self.check_password(account, password)
-        if account.mfa_totp:
-            from shared.mfa.flows import check_code  # noqa: PLC0415 - the flows build on this module
-
-            if code is None:
-                raise InvalidRequest("The field 'code' is required: the account has a second factor.")
-            check_code(self, account, code)
         self.store.delete(account, credentials)
         log_event("account_deleted", user_id=account.user_id)
 
@@ -473,15 +228,15 @@ class AccountService:
         :raises InvalidCredentials: the password is wrong (or the account is gone).
         """
         now = datetime.now(UTC)
-        record = self._login_record(account.email)
-        self._refuse_if_locked(record, now)
+        record = self.login_record(account.email)
+        self.refuse_if_locked(record, now)
         credentials = record.credentials
         if credentials is None:
             log_event("password_check_failed", logging.WARNING, reason="no_account", user_id=account.user_id)
             raise InvalidCredentials()
-        verification, reason = self._verify_password(credentials, password)
+        verification, reason = self.verify_password(credentials, password)
         if not verification.ok:
-            self._fail(record, now, reason, credentials, event="password_check_failed")
+            self.fail(record, now, reason, credentials, event="password_check_failed")
         return credentials
 
     def start_session(self, user_id: str, email: str, session_version: int, amr: tuple[str, ...]) -> Session:

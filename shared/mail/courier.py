@@ -1,6 +1,6 @@
 """The mail function's side: from a queued request to a sent mail.
 
-For each :class:`~shared.mail.outbox.MailRequest` the courier looks up what it
+For each :class:`~shared.storage.outbox.MailRequest` the courier looks up what it
 needs, decides whether a mail goes out at all (an unknown address gets none;
 a verified one gets no verification code; a disabled account gets notices
 only; an address over ``AUTH_MAIL_LIMIT`` gets nothing more for a while),
@@ -30,12 +30,12 @@ from shared.accounts.service import account_service
 from shared.accounts.store import AccountStore
 from shared.errors import InvalidRequest, MailNotConfigured
 from shared.events import log_event
-from shared.mail.config import MailKind, MailSettings
-from shared.mail.outbox import MailRequest
 from shared.mail.templates import MailContext, mask_email, render_mail
 from shared.mail.transport import MailDeliveryFailed, OutgoingMail, Transport, transport_for
 from shared.recovery.codes import CodePurpose, OneTimeCodes
 from shared.settings import Settings, get_settings
+from shared.settings.mail import MailKind, MailSettings
+from shared.storage.outbox import MailRequest
 from shared.throttling.rate_limiter import RateLimiter
 
 __all__ = ["Courier", "courier", "max_dequeue_count", "reset_courier"]

@@ -1,6 +1,6 @@
 """The mail templates: one folder per kind of mail, rendered with Jinja2.
 
-Each :class:`~shared.mail.config.MailKind` has a folder of the same name in
+Each :class:`~shared.settings.mail.MailKind` has a folder of the same name in
 ``shared/mail/templates/`` holding ``subject.txt``, ``body.txt`` and
 ``body.html``; the HTML bodies extend ``layout.html`` and take their code box
 and button from ``macros.html``. A deployer overrides any of these files by
@@ -34,7 +34,7 @@ from jinja2 import (
     select_autoescape,
 )
 
-from shared.mail.config import MailKind
+from shared.settings.mail import MailKind
 
 __all__ = ["BUILTIN_TEMPLATES", "MailContext", "RenderedMail", "mask_email", "render_mail"]
 

@@ -38,7 +38,7 @@ from azure.core.exceptions import (
 )
 from azure.core.polling.base_polling import OperationFailed
 
-from shared.mail.config import AcsSettings, MailSettings, SmtpSecurity, SmtpSettings
+from shared.settings.mail import AcsSettings, MailSettings, SmtpSecurity, SmtpSettings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -1,7 +1,9 @@
-"""Building blocks of the second factor: TOTP (RFC 6238), recovery codes, secrets sealed at rest.
+"""The second factor: TOTP (RFC 6238), recovery codes, secrets sealed at rest, and its steps.
 
-Pure functions only, free of storage and HTTP, so that the flows built on them
-can be tested apart from them:
+The steps: :mod:`shared.mfa.flows` (enrol, confirm, regenerate, turn off),
+:mod:`shared.mfa.auth` (the checks of a code), :mod:`shared.mfa.store` (the
+second-factor row). A login's second step is :mod:`shared.login.second_factor`.
+The building blocks, pure functions free of storage and HTTP:
 
 :mod:`shared.mfa.encryption`
     AES-256-GCM for the TOTP secrets at rest, with key ids and key rotation.

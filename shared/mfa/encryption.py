@@ -25,9 +25,9 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from shared.settings.mfa import KEY_BYTES, EncryptionKeys
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -45,10 +45,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = "v1"
-KEY_BYTES = 32
 NONCE_BYTES = 12
 _TAG_BYTES = 16
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -62,37 +60,6 @@ class SecretUnreadable(Exception):
         super().__init__("the secret could not be decrypted")
         #: For logs only.
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class EncryptionKeys:
-    """The current key (which seals) and the previous keys (which only open), 32 bytes each."""
-
-    current: bytes = field(repr=False)
-    previous: tuple[bytes, ...] = field(default=(), repr=False)
-
-    def __post_init__(self) -> None:
-        if any(len(key) != KEY_BYTES for key in (self.current, *self.previous)):
-            raise ValueError(f"every encryption key must be {KEY_BYTES} bytes")
-
-    @classmethod
-    def from_hex(cls, current: str, previous: Sequence[str] = ()) -> EncryptionKeys:
-        """Build the keys from their settings: each exactly 64 hex digits (around it, whitespace is ignored).
-
-        :raises ValueError: a value is not 64 hex digits; the message says which
-            (``AUTH_ENCRYPTION_KEY`` or the position in ``AUTH_PREVIOUS_ENCRYPTION_KEYS``),
-            never the value.
-        :raises TypeError: ``previous`` is a single string rather than a sequence of them.
-        """
-        if isinstance(previous, str):
-            raise TypeError("previous keys must be a sequence of strings, not one string")
-        return cls(
-            current=_key_from_hex(current, "the current encryption key (AUTH_ENCRYPTION_KEY)"),
-            previous=tuple(
-                _key_from_hex(value, f"previous encryption key {number} (AUTH_PREVIOUS_ENCRYPTION_KEYS)")
-                for number, value in enumerate(previous, start=1)
-            ),
-        )
 
 
 def key_id(key: bytes) -> str:
@@ -155,13 +122,6 @@ def needs_reencryption(keys: EncryptionKeys, sealed: str) -> bool:
         return False
     current = key_id(keys.current)
     return kid != current and any(key_id(key) == kid for key in keys.previous)
-
-
-def _key_from_hex(value: str, name: str) -> bytes:
-    candidate = value.strip()
-    if not _HEX_KEY.fullmatch(candidate):
-        raise ValueError(f"{name} must be exactly 64 hex digits ({KEY_BYTES} bytes)")
-    return bytes.fromhex(candidate)
 
 
 def _aad(header: str, associated_data: bytes) -> bytes:

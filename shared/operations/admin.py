@@ -9,6 +9,10 @@ export, which discloses) is logged as ``admin_<action>`` with the user id.
 Nothing here returns a password hash, a second-factor secret, a recovery code,
 a code digest or a token: :meth:`AccountAdmin.export` leaves out
 :data:`WITHHELD` and names what it left out.
+
+A little over 400 lines: one class whose methods are the tool's commands, one
+short method each, kept together so the tool's whole surface reads in one
+place. Re-encrypting the second factors is :mod:`shared.operations.reencryption`.
 """
 
 from __future__ import annotations
@@ -31,21 +35,21 @@ from shared.accounts.store import (
     LEGACY_USER_ID_PREFIX,
     Account,
     AccountStore,
-    MfaRecord,
     alias_keys,
     email_row_key,
     mfa_row_key,
     partition_for_email,
     user_row_key,
 )
-from shared.errors import ConflictError, InvalidCode, InvalidRequest, NotFound
+from shared.errors import ConflictError, NotFound
 from shared.events import log_event
-from shared.mail.config import MailKind
-from shared.mail.outbox import MailRequest
-from shared.mfa.encryption import EncryptionKeys
+from shared.mfa.store import MfaStore, mfa_store
+from shared.operations.reencryption import Reencryption, reencrypt
 from shared.recovery.codes import CodePurpose
 from shared.sessions.devices import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
+from shared.settings.mail import MailKind
 from shared.storage import storage_errors, table_client
+from shared.storage.outbox import MailRequest
 from shared.throttling.lockout import LoginThrottle
 
 __all__ = ["MAX_ATTEMPTS", "WITHHELD", "AccountAdmin", "MfaReset", "Reencryption", "StoredRows", "is_email"]
@@ -105,6 +109,7 @@ class AccountAdmin:
     def __init__(self, service: AccountService) -> None:
         self.service = service
         self.store: AccountStore = service.store
+        self.mfa: MfaStore = mfa_store(service.settings.storage)
 
     # Finding the account.
 
@@ -294,16 +299,16 @@ class AccountAdmin:
         The owner is told by mail (if mail is configured) when a confirmed factor was removed.
         """
         for _ in range(MAX_ATTEMPTS):
-            record = self.store.mfa_record(account)
+            record = self.mfa.mfa_record(account)
             if record.etag is None:
                 if not account.mfa_totp:
                     return MfaReset.NONE
                 # Flagged on without a row: make an empty row, to remove it with the flags.
-                self.store.save_mfa(record)
+                self.mfa.save_mfa(record)
                 continue
             was_on = account.mfa_totp or record.secret is not None
             try:
-                self.store.change_mfa(account, record, None, enabled=False, recovery_codes_left=0)
+                self.mfa.change_mfa(account, record, None, enabled=False, recovery_codes_left=0)
             except ConflictError:
                 account = self._again(account)
                 continue
@@ -371,103 +376,13 @@ class AccountAdmin:
         start: str | None = None,
         after_page: Callable[[Reencryption], None] | None = None,
     ) -> Reencryption:
-        """Seal every second-factor row under the current ``AUTH_ENCRYPTION_KEY`` (see :func:`resealed`).
-
-        Pages through the table from ``start`` (a :attr:`Reencryption.resume_from` of an earlier
-        run; ``None``: the beginning); ``after_page`` sees the counts so far after each page.
-        A row is rewritten only if unchanged since read (a lost race reads it again). Rows
-        already under the current key are left alone, so a run cut short can be started again
-        from the beginning or from where it stopped. ``dry_run`` counts and writes nothing.
-
-        :raises SettingError: ``AUTH_ENCRYPTION_KEY`` is missing or malformed.
-        :raises StorageUnavailable: storage could not be reached; resume from the last page reported.
-        """
-        from shared.mfa.flows import resealed  # noqa: PLC0415 - the flows build on the service
-
-        keys = self.service.settings.mfa.keys()
-        outcome = Reencryption(resume_from=start)
-        continuation = _continuation(start)
-        for records, following in self.store.mfa_pages(page_size=page_size, continuation=continuation):
-            for record in records:
-                outcome.examined += 1
-                self._reseal(record, resealed, keys, outcome, dry_run=dry_run)
-            outcome.resume_from = _resume_token(following)
-            if after_page is not None:
-                after_page(outcome)
-        log_event(
-            "admin_reencrypt",
-            examined=outcome.examined,
-            resealed=outcome.resealed,
-            unreadable=outcome.unreadable,
-            dry_run=dry_run,
+        """Seal every second-factor row under the current key: :mod:`shared.operations.reencryption`."""
+        return reencrypt(
+            self.service, self.mfa, dry_run=dry_run, page_size=page_size, start=start, after_page=after_page
         )
-        return outcome
-
-    def _reseal(
-        self,
-        record: MfaRecord,
-        resealed: Callable[[EncryptionKeys, MfaRecord], dict[str, object]],
-        keys: EncryptionKeys,
-        outcome: Reencryption,
-        *,
-        dry_run: bool,
-    ) -> None:
-        from shared.mfa.flows import opens  # noqa: PLC0415 - the flows build on the service
-
-        current: MfaRecord | None = record
-        for _ in range(MAX_ATTEMPTS):
-            if current is None:
-                return  # deleted meanwhile
-            try:
-                changes = resealed(keys, current)
-            except InvalidCode:
-                outcome.unreadable += 1  # logged as mfa_secret_unreadable (no key here opens it)
-                return
-            if not changes:
-                if not opens(keys, current):
-                    outcome.unreadable += 1  # under a key no longer configured
-                return
-            if dry_run or self.store.save_mfa(current, **changes):
-                outcome.resealed += 1
-                return
-            current = self.store.mfa_record_again(current)
-        raise ConflictError("a second-factor row kept changing; run the command again")
 
     def _table(self) -> TableClient:
         return table_client(self.service.settings.storage)
-
-
-@dataclass
-class Reencryption:
-    """What :meth:`AccountAdmin.reencrypt` found and did."""
-
-    #: Second-factor rows read.
-    examined: int = 0
-    #: Rows sealed again under the current key (with ``dry_run``: that would be).
-    resealed: int = 0
-    #: Rows no configured key opens (left as they are).
-    unreadable: int = 0
-    #: Where to carry on (``--from``); ``None`` when the whole table was read.
-    resume_from: str | None = None
-
-
-def _resume_token(continuation: dict[str, str] | None) -> str | None:
-    if not continuation:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(continuation, sort_keys=True).encode()).decode()
-
-
-def _continuation(token: str | None) -> dict[str, str] | None:
-    """:raises InvalidRequest: not a token an earlier run printed."""
-    if token is None:
-        return None
-    try:
-        document = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except ValueError:
-        raise InvalidRequest("not a --from token of an earlier run") from None
-    if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
-        raise InvalidRequest("not a --from token of an earlier run")
-    return {str(k): v for k, v in document.items()}
 
 
 def code_row_key(purpose: CodePurpose, email: str) -> str:

@@ -26,7 +26,7 @@ The window of a counter is that of its action's limit now (``AUTH_RATE_LIMIT_*``
 ``AUTH_MAIL_LIMIT`` for ``mail-<kind>``), since that is how the limiter reads
 it now. An action whose limit is off (``0``) or which this code does not know
 (a newer version's, during a rolling deployment) is read by no one at the
-moment; its rows get a window (:class:`_CounterWindows`) of at least a day,
+moment; its rows get a window (:class:`CounterWindows`) of at least a day,
 and at least the longest window configured. So a limit turned off and on
 again within the day keeps its counts, a newer version's counters outlive any
 window it is likely to use, and deleting one too early costs no more than a
@@ -55,6 +55,11 @@ next run tries again).
 Each run logs ``event=cleanup_finished`` with ``deleted_<kind>=N``, ``changed``
 (dead rows changed or gone before their delete), ``seconds`` and
 ``complete`` (every sweep reached its end).
+
+This module is over 400 lines because of this description (the table of what
+is swept, and why each rule is safe); its code, the run and its resumable
+state, is under 400 and reads top to bottom. Which rows are dead and how they
+are deleted is :mod:`shared.operations.dead_rows`.
 """
 
 from __future__ import annotations
@@ -62,23 +67,32 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from shared.accounts.store import AccountStore, partition_for_user_id
 from shared.errors import ConflictError
 from shared.events import log_event
+from shared.operations.dead_rows import (
+    CounterWindows,
+    DeadRow,
+    code_is_dead,
+    dead_row,
+    delete_unchanged,
+    placeholder_is_dead,
+    transactions,
+)
 from shared.settings import Settings
 from shared.storage import storage_errors, table_client
-from shared.throttling.lockout import HOUR, RateLimit
+from shared.throttling.lockout import HOUR
+from shared.throttling.store import NO_FAILURES
 
 __all__ = ["RUN_BUDGET", "CleanupReport", "DeadRow", "delete_unchanged", "run_cleanup"]
 
@@ -86,24 +100,11 @@ __all__ = ["RUN_BUDGET", "CleanupReport", "DeadRow", "delete_unchanged", "run_cl
 RUN_BUDGET = timedelta(minutes=4)
 #: Rows a query page returns at most (the service's own maximum).
 PAGE_SIZE = 1000
-#: Operations an entity-group transaction takes at most.
-_TRANSACTION_LIMIT = 100
 #: Transactions (each of its own partition) sent at once.
 _PARALLEL_TRANSACTIONS = 8
-#: The shortest window assumed for a counter whose action has no limit now.
-_UNKNOWN_ACTION_WINDOW = timedelta(days=1)
 _STATE_KEYS = {"PartitionKey": "cleanup", "RowKey": "state"}
 #: Stored for "not set" (a merge cannot remove a property), as in shared.accounts.store.
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadRow:
-    """A row found dead, with the ETag it was read with."""
-
-    partition_key: str
-    row_key: str
-    etag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,54 +206,6 @@ def run_cleanup(
     return report
 
 
-def delete_unchanged(table: TableClient, rows: Sequence[DeadRow]) -> int:
-    """Delete those of ``rows`` (of one partition, at most 100) unchanged since read; return how many went.
-
-    One transaction, each delete If-Match the row's ETag. A row changed (412)
-    or gone (404) since it was read fails it; then one query finds which rows
-    are still as read, and they go together. Should that fail too (another
-    run is deleting the same rows), they go one at a time.
-
-    :raises StorageUnavailable: storage failed.
-    """
-    with storage_errors("delete dead rows"):
-        if _delete_together(table, rows):
-            return len(rows)
-        unchanged = _unchanged(table, rows) if len(rows) > 1 else []
-        if len(unchanged) > 1 and _delete_together(table, unchanged):
-            return len(unchanged)
-        return sum(_delete_together(table, [row]) for row in unchanged)
-
-
-def _delete_together(table: TableClient, rows: Sequence[DeadRow]) -> bool:
-    """Delete ``rows`` in one transaction, each If-Match its ETag; ``False`` if one had changed or gone."""
-    operations = [
-        (
-            "delete",
-            {"PartitionKey": row.partition_key, "RowKey": row.row_key},
-            {"etag": row.etag, "match_condition": MatchConditions.IfNotModified},
-        )
-        for row in rows
-    ]
-    try:
-        table.submit_transaction(operations)
-    except TableTransactionError as error:
-        if error.status_code not in (404, 412):
-            raise
-        return False
-    return True
-
-
-def _unchanged(table: TableClient, rows: Sequence[DeadRow]) -> list[DeadRow]:
-    """Those of ``rows`` (of one partition) still there with the ETag they were read with: one query."""
-    keys = sorted(row.row_key for row in rows)
-    query = "PartitionKey eq @partition and RowKey ge @first and RowKey le @last"
-    parameters = {"partition": rows[0].partition_key, "first": keys[0], "last": keys[-1]}
-    found = table.query_entities(query, parameters=parameters, select=["RowKey"])
-    etags = {str(entity["RowKey"]): entity.metadata["etag"] for entity in found}
-    return [row for row in rows if etags.get(row.row_key) == row.etag]
-
-
 def _sweep_all(run: _Run) -> bool:
     """Run the sweeps, from where the last run stopped; return whether all reached their end."""
     state = _read_state(run.table)
@@ -305,7 +258,7 @@ def _sweeps(run: _Run, verification_required_since: datetime | None) -> list[_Sw
     """Every sweep this run makes, in order."""
     now = run.now
     accounts = "PartitionKey ge 'acct-' and PartitionKey lt 'acct.'"
-    windows = _CounterWindows(run.settings)
+    windows = CounterWindows(run.settings)
     sweeps = [
         _Sweep(
             "counters",
@@ -321,7 +274,7 @@ def _sweeps(run: _Run, verification_required_since: datetime | None) -> list[_Sw
             {"now": now, "window": now - HOUR},
             ("PartitionKey", "RowKey", "UserId", "LockedUntil", "FailureWindowStart", "FailedLogins"),
             lambda r, page: (
-                _reset_stale_failures(r, page) and _delete_dead(r, "placeholders", page, _placeholder_is_dead)
+                _reset_stale_failures(r, page) and _delete_dead(r, "placeholders", page, placeholder_is_dead)
             ),
         ),
         _Sweep(
@@ -329,7 +282,7 @@ def _sweeps(run: _Run, verification_required_since: datetime | None) -> list[_Sw
             f"{accounts} and RowKey ge 'code:' and RowKey lt 'code;' and ExpiresAt le @now",
             {"now": now},
             ("PartitionKey", "RowKey", "ExpiresAt"),
-            lambda r, page: _delete_dead(r, "codes", page, _code_is_dead),
+            lambda r, page: _delete_dead(r, "codes", page, code_is_dead),
         ),
         # Sessions are properties of the account row (see the module's docstring): no sweep.
     ]
@@ -356,8 +309,8 @@ def _delete_dead(
     Transactions of different partitions go :data:`_PARALLEL_TRANSACTIONS` at a
     time (dead rows spread over all partitions: counters, failure records).
     """
-    dead = [_dead_row(entity) for entity in page if is_dead(entity, run.now)]
-    chunks = list(_transactions(dead))
+    dead = [dead_row(entity) for entity in page if is_dead(entity, run.now)]
+    chunks = list(transactions(dead))
 
     def delete(chunk: list[DeadRow]) -> int | None:
         return None if run.out_of_time() else delete_unchanged(run.table, chunk)
@@ -372,51 +325,6 @@ def _delete_dead(
     return finished
 
 
-def _transactions(rows: list[DeadRow]) -> Iterator[list[DeadRow]]:
-    """``rows`` in groups that one transaction takes: one partition, at most 100."""
-    for _, group in groupby(rows, key=lambda row: row.partition_key):
-        batch = list(group)
-        for start in range(0, len(batch), _TRANSACTION_LIMIT):
-            yield batch[start : start + _TRANSACTION_LIMIT]
-
-
-class _CounterWindows:
-    """The window of each counter's action, as the limiter reads it now."""
-
-    def __init__(self, settings: Settings) -> None:
-        limits = settings.address_limits
-        by_action = {"register": limits.register, "login": limits.login, "mail": limits.mail}
-        self._windows = {action: _seconds(limit) for action, limit in by_action.items() if limit.enabled}
-        self._mail_kind = _seconds(settings.mail.limit) if settings.mail.limit.enabled else None
-        configured = [*self._windows.values(), *([self._mail_kind] if self._mail_kind else [])]
-        self._unknown = max([_UNKNOWN_ACTION_WINDOW, *configured])
-        self.shortest = min([self._unknown, *configured])
-
-    def window(self, action: str) -> timedelta:
-        if action in self._windows:
-            return self._windows[action]
-        if action.startswith("mail-") and self._mail_kind is not None:
-            return self._mail_kind
-        return self._unknown
-
-    def is_dead(self, entity: TableEntity, now: datetime) -> bool:
-        """Whether neither the counter's window nor the one after it has any time left."""
-        _, action, _ = _split_counter_key(str(entity["RowKey"]))
-        start: datetime | None = entity.get("WindowStart")
-        return start is not None and start + 2 * self.window(action) <= now
-
-
-def _seconds(limit: RateLimit) -> timedelta:
-    return timedelta(seconds=limit.seconds)
-
-
-def _split_counter_key(row_key: str) -> tuple[str, str, str]:
-    """``rate:<action>:<digest>`` as its three parts (an action may hold a dash, never a colon)."""
-    prefix, _, rest = row_key.partition(":")
-    action, _, digest = rest.rpartition(":")
-    return prefix, action, digest
-
-
 def _reset_stale_failures(run: _Run, page: list[TableEntity]) -> bool:
     """Clear the failure records of accounts that the placeholders' rule would delete if they had none.
 
@@ -424,12 +332,7 @@ def _reset_stale_failures(run: _Run, page: list[TableEntity]) -> bool:
     same run, or whether one more failure locks an email would tell, an hour
     later, whether it has an account. Each write is guarded by the row's ETag.
     """
-    cleared = {
-        "FailedLogins": 0,
-        "LockedUntil": _NEVER,
-        "FailureWindowStart": _NEVER,
-        "FailureWindowCount": 0,
-    }
+    cleared = NO_FAILURES
     for entity in page:
         if not entity.get("UserId") or not entity.get("FailedLogins"):
             continue
@@ -447,28 +350,6 @@ def _reset_stale_failures(run: _Run, page: list[TableEntity]) -> bool:
         except (ResourceModifiedError, ResourceNotFoundError):
             run.changed += 1  # changed since read (a login counted a failure, or succeeded)
     return True
-
-
-def _placeholder_is_dead(entity: TableEntity, now: datetime) -> bool:
-    """A login row of no account whose lock has ended and whose hour of counted failures has passed."""
-    if entity.get("UserId"):
-        return False
-    locked_until: datetime | None = entity.get("LockedUntil")
-    window_start: datetime | None = entity.get("FailureWindowStart")
-    lock_over = locked_until is None or locked_until <= now
-    return lock_over and (window_start is None or window_start + HOUR <= now)
-
-
-def _code_is_dead(entity: TableEntity, now: datetime) -> bool:
-    expires_at: datetime | None = entity.get("ExpiresAt")
-    return expires_at is not None and expires_at <= now
-
-
-def _dead_row(entity: TableEntity) -> DeadRow:
-    etag = entity.metadata["etag"]
-    if etag is None:  # every entity the service returns has one
-        raise ValueError("an entity without an ETag")
-    return DeadRow(str(entity["PartitionKey"]), str(entity["RowKey"]), etag)
 
 
 # Unverified accounts.

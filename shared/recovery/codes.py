@@ -36,11 +36,11 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.accounts.store import Operation, email_row_key, encode_key, partition_for_email
 from shared.errors import InvalidCode
 from shared.events import log_event
 from shared.settings import StorageSettings
 from shared.storage import storage_errors, table_client
+from shared.storage.rows import Operation, email_row_key, encode_key, partition_for_email
 
 __all__ = ["CODE_DIGITS", "MAX_WRONG_TRIES", "CodePurpose", "OneTimeCodes", "StoredCode"]
 

@@ -19,9 +19,10 @@ from shared.accounts.service import AccountService
 from shared.accounts.store import Account, MoveOutcome
 from shared.errors import EmailTaken, InvalidRequest, InvalidToken
 from shared.events import log_event
-from shared.mail.config import MailKind
-from shared.mail.outbox import MailRequest
 from shared.recovery.codes import CodePurpose
+from shared.recovery.store import RecoveryStore
+from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest
 from shared.throttling.rate_limiter import Action
 
 __all__ = ["confirm_change", "request_change"]
@@ -71,7 +72,7 @@ def confirm_change(service: AccountService, account: Account, code: str) -> Acco
     stored = service.codes.read(account.email, CodePurpose.EMAIL_CHANGE)
     address = stored.address if stored else ""
     checked = service.codes.check(stored, code, user_id=account.user_id, address=address)
-    outcome = service.store.move_email(account, checked.address, checked.use())
+    outcome = RecoveryStore(service.store).move_email(account, checked.address, checked.use())
     if outcome is MoveOutcome.EMAIL_TAKEN:
         log_event("email_change_refused", user_id=account.user_id, reason="email_taken")
         raise EmailTaken()

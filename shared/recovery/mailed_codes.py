@@ -13,9 +13,9 @@ from shared.accounts.emails import normalize_email
 from shared.accounts.service import AccountService
 from shared.accounts.store import Credentials
 from shared.errors import InvalidCode
-from shared.mail.config import MailKind
-from shared.mail.outbox import MailRequest
 from shared.recovery.codes import CodePurpose, StoredCode
+from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest
 from shared.throttling.rate_limiter import Action
 
 __all__ = ["check_code", "request_mail"]

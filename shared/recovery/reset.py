@@ -20,10 +20,11 @@ from shared.accounts.emails import normalize_email
 from shared.accounts.passwords import check_password_policy
 from shared.accounts.service import AccountService
 from shared.events import log_event
-from shared.mail.config import MailKind
-from shared.mail.outbox import MailRequest
 from shared.recovery.codes import CodePurpose
 from shared.recovery.mailed_codes import check_code, request_mail
+from shared.recovery.store import RecoveryStore
+from shared.settings.mail import MailKind
+from shared.storage.outbox import MailRequest
 
 __all__ = ["request_reset", "reset_password"]
 
@@ -50,7 +51,7 @@ def reset_password(
     check_password_policy(service.settings.password_policy, new_password, email=normalize_email(email))
     credentials, checked = check_code(service, email, CodePurpose.RESET, code, forwarded_for=forwarded_for)
     # A reset proves the mailbox, not the second factor: with one on, its failures keep counting.
-    service.store.reset_password(
+    RecoveryStore(service.store).reset_password(
         credentials,
         service.hasher.hash(new_password),
         checked.use(),

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from shared.accounts.service import AccountService
 from shared.events import log_event
-from shared.mail.config import MailKind
 from shared.recovery.codes import CodePurpose
 from shared.recovery.mailed_codes import check_code, request_mail
+from shared.recovery.store import RecoveryStore
+from shared.settings.mail import MailKind
 
 __all__ = ["request_verification", "verify_email"]
 
@@ -35,5 +36,5 @@ def verify_email(service: AccountService, email: str, code: str, *, forwarded_fo
     :raises: otherwise as :func:`shared.recovery.mailed_codes.check_code`.
     """
     credentials, checked = check_code(service, email, CodePurpose.VERIFY, code, forwarded_for=forwarded_for)
-    service.store.mark_verified(credentials, checked.use())
+    RecoveryStore(service.store).mark_verified(credentials, checked.use())
     log_event("email_verified", user_id=credentials.user_id)

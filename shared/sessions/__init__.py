@@ -1,4 +1,5 @@
 """Sessions per device: one a sign-in, listed, touched when used, and ended alone or all at once.
 
-- :mod:`.devices`: the device session (its id, user agent, times, ``amr``) and the rules it lives by.
+- :mod:`.devices`: the device session (its id, user agent, times, ``amr``) and the rules it lives by;
+- :mod:`.store`: starting, touching and ending sessions on the account row.
 """

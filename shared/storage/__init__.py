@@ -1,42 +1,30 @@
-"""The Table Storage client: created once per process, with bounded waiting.
+"""The storage layer: the clients, the rows' keys and guarded writes, and the mail outbox.
 
-Microsoft's guidance for Functions is to create SDK clients once and reuse them
-across invocations; :func:`table_client` does that, and creates the table if it
-is missing once per process (not per request).
+- :mod:`shared.storage.clients`: the Table and Queue clients, once per process, with bounded waiting.
+- :mod:`shared.storage.rows`: the table's keys and partitions, ETag-guarded writes, transactions.
+- :mod:`shared.storage.outbox`: a request for a mail, put on the mail queue.
 
-Every storage call is bounded: a 3 s connect timeout, a 5 s read timeout, at
-most two retries with short back-off, and an overall budget per call
-(``AUTH_STORAGE_TIMEOUT_SECONDS``, default :data:`STORAGE_CALL_BUDGET_SECONDS`),
-after which the request gets 503. The mail queue's client
-(:mod:`shared.mail.outbox`) keeps the same bounds.
-
-The HTTP transport reads the environment once, when the client is built, not on
-every call (``requests`` otherwise walks ``os.environ`` for proxy settings per
-request): ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` with ``NO_PROXY``, and
-``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, as ``requests`` reads them, for the
-client's own endpoint. A change to them takes effect in the next process.
+Each concern keeps the reads and writes of its own rows beside it
+(``shared/<concern>/store.py``), built on :mod:`~shared.storage.rows`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import logging
-import os
-import threading
-from collections.abc import Iterator
-from typing import Any
-
-from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceExistsError
-from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.transport import RequestsTransport
-from azure.core.rest import HttpRequest
-from azure.data.tables import TableClient
-from requests.utils import get_environ_proxies
-
-from shared.errors import StorageUnavailable
-from shared.mail.config import DEFAULT_STORAGE_TIMEOUT_SECONDS
-from shared.settings import StorageSettings
+from shared.storage.clients import (
+    CLIENT_OPTIONS,
+    STORAGE_CALL_BUDGET_SECONDS,
+    StorageRequestCounter,
+    client_options,
+    http_transport,
+    mail_queue,
+    new_table_client,
+    reset_clients,
+    reset_queues,
+    storage_errors,
+    storage_requests,
+    table_client,
+    use_environment_proxy,
+)
 
 __all__ = [
     "CLIENT_OPTIONS",
@@ -44,172 +32,12 @@ __all__ = [
     "StorageRequestCounter",
     "client_options",
     "http_transport",
+    "mail_queue",
     "new_table_client",
+    "reset_clients",
+    "reset_queues",
     "storage_errors",
     "storage_requests",
     "table_client",
     "use_environment_proxy",
 ]
-
-logger = logging.getLogger(__name__)
-# The SDK logs every request URL at INFO; ours carry emails in their keys.
-logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
-
-#: The default of ``AUTH_STORAGE_TIMEOUT_SECONDS``: the most one storage call may take, retries included.
-STORAGE_CALL_BUDGET_SECONDS = DEFAULT_STORAGE_TIMEOUT_SECONDS
-CONNECT_TIMEOUT_SECONDS = 3
-READ_TIMEOUT_SECONDS = 5
-
-
-class StorageRequestCounter:
-    """Counts the HTTP requests sent to Table Storage on behalf of this thread; each retry counts.
-
-    Installed as the clients' ``raw_request_hook`` (azure-core's custom hook
-    policy, which runs after the retry policy, once per attempt). The count
-    lives in a context variable, so work the thread hands to a pool in a copy
-    of its context (as :mod:`shared.throttling.rate_limiter` does) is counted with it.
-    """
-
-    def __init__(self) -> None:
-        self._tally: contextvars.ContextVar[list[int]] = contextvars.ContextVar("storage_requests")
-        self._lock = threading.Lock()
-
-    def __call__(self, request: PipelineRequest[HttpRequest]) -> None:
-        tally = self._current()
-        with self._lock:
-            tally[0] += 1
-
-    @property
-    def count(self) -> int:
-        """Requests sent since the last :meth:`reset` in this thread (and the work it handed off)."""
-        return self._current()[0]
-
-    def reset(self) -> None:
-        self._tally.set([0])
-
-    def _current(self) -> list[int]:
-        try:
-            return self._tally.get()
-        except LookupError:
-            tally = [0]
-            self._tally.set(tally)
-            return tally
-
-
-storage_requests = StorageRequestCounter()
-
-#: Retries shared by the table and queue clients (the queue's back-off is its own; see shared.mail.outbox).
-RETRY_OPTIONS: dict[str, Any] = {
-    "retry_total": 2,
-    "retry_connect": 2,
-    "retry_read": 1,
-    "retry_status": 2,
-}
-
-
-def client_options(timeout_seconds: int) -> dict[str, Any]:
-    """Keyword arguments for a Table client whose every call is bounded by ``timeout_seconds``."""
-    return {
-        "raw_request_hook": storage_requests,
-        **RETRY_OPTIONS,
-        "retry_backoff_factor": 0.2,
-        "retry_backoff_max": 1,
-        "timeout": timeout_seconds,  # azure-core's overall budget per call, attempts and back-offs included
-    }
-
-
-#: The options of a client on the default budget (for callers that build their own client).
-CLIENT_OPTIONS: dict[str, Any] = client_options(STORAGE_CALL_BUDGET_SECONDS) | {
-    "connection_timeout": CONNECT_TIMEOUT_SECONDS,
-    "read_timeout": READ_TIMEOUT_SECONDS,
-}
-
-
-def http_transport(timeout_seconds: int) -> RequestsTransport:
-    """A ``requests`` transport that reads no environment per call (see the module's docstring).
-
-    Call :func:`use_environment_proxy` with the client's URL once the client exists.
-    """
-    return RequestsTransport(
-        use_env_settings=False,
-        connection_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds),
-        read_timeout=min(READ_TIMEOUT_SECONDS, timeout_seconds),
-        connection_verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True,
-    )
-
-
-def use_environment_proxy(transport: RequestsTransport, url: str) -> None:
-    """Route ``transport`` through the proxy the environment names for ``url`` (NO_PROXY applied), once."""
-    transport.open()  # creates its session; no request is sent
-    proxies = {k: v for k, v in get_environ_proxies(url).items() if k in ("http", "https", "all")}
-    transport.session.proxies.update(proxies)
-
-
-_lock = threading.Lock()
-_clients: dict[StorageSettings, TableClient] = {}
-
-
-def table_client(settings: StorageSettings) -> TableClient:
-    """Return this process's client for the accounts table, creating the table if missing.
-
-    :raises StorageUnavailable: the table could not be reached or created; the
-        next call tries again.
-    """
-    client = _clients.get(settings)
-    if client is not None:
-        return client
-    with _lock:
-        client = _clients.get(settings)
-        if client is None:
-            client = new_table_client(settings)
-            with storage_errors("create table"), contextlib.suppress(ResourceExistsError):
-                client.create_table()
-            _clients[settings] = client
-    return client
-
-
-def new_table_client(settings: StorageSettings) -> TableClient:
-    """Build a client (no request is sent): by managed identity when an endpoint is set.
-
-    With ``ACCOUNTS_TABLE_ENDPOINT``, ``DefaultAzureCredential`` signs in: the
-    app's managed identity on Azure (``AZURE_CLIENT_ID`` picks a user-assigned
-    one), a developer's Azure CLI login locally.
-    """
-    transport = http_transport(settings.timeout_seconds)
-    options = client_options(settings.timeout_seconds) | {"transport": transport}
-    if settings.endpoint is not None:
-        # Imported only here: azure-identity is not needed with a connection string.
-        from azure.identity import DefaultAzureCredential  # noqa: PLC0415
-
-        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        client = TableClient(settings.endpoint, settings.table_name, credential=credential, **options)
-    elif settings.connection_string is None:
-        raise ValueError("storage settings name neither an endpoint nor a connection string")
-    else:
-        client = TableClient.from_connection_string(
-            settings.connection_string, settings.table_name, **options
-        )
-    use_environment_proxy(transport, client.url)
-    return client
-
-
-@contextlib.contextmanager
-def storage_errors(operation: str) -> Iterator[None]:
-    """Turn any storage failure left unhandled by the caller into :class:`StorageUnavailable`."""
-    try:
-        yield
-    except ClientAuthenticationError as error:
-        logger.error("Storage refused our credentials during %s: %s", operation, type(error).__name__)
-        raise StorageUnavailable() from None
-    except AzureError as error:
-        status = getattr(error, "status_code", None)
-        logger.warning("Storage failed during %s: %s (status %s)", operation, type(error).__name__, status)
-        raise StorageUnavailable() from None
-
-
-def reset_clients() -> None:
-    """Close and forget every cached client (tests, or after a settings change)."""
-    with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()

@@ -28,27 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from shared.settings.throttling import AddressLimits, LockoutPolicy, RateLimit
 
 __all__ = ["AddressLimits", "AttemptWindow", "LockoutPolicy", "LoginThrottle", "RateLimit"]
 
 HOUR = timedelta(hours=1)
-
-
-@dataclass(frozen=True, slots=True)
-class LockoutPolicy:
-    """The lockout settings (``AUTH_LOCKOUT_*``); ``threshold`` 0 turns lockout off."""
-
-    threshold: int = 5
-    base: timedelta = timedelta(seconds=1)
-    maximum: timedelta = timedelta(seconds=900)
-    hourly_cap: int = 100
-
-    @property
-    def enabled(self) -> bool:
-        return self.threshold > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,37 +80,6 @@ class LoginThrottle:
     @property
     def is_clear(self) -> bool:
         return self.consecutive_failures == 0 and self.locked_until is None
-
-
-_RATE = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{1,9})\s*")
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most ``count`` attempts per ``seconds`` from one client address; ``count`` 0 turns it off."""
-
-    count: int
-    seconds: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> RateLimit:
-        """Parse ``COUNT/SECONDS`` (``30/300``), or ``0`` for no limit.
-
-        :raises ValueError: anything else, or a window of 0 seconds.
-        """
-        if text.strip() == "0":
-            return cls(0)
-        match = _RATE.fullmatch(text)
-        if match is None or int(match[2]) == 0:
-            raise ValueError(text)
-        return cls(int(match[1]), int(match[2]))
-
-    @property
-    def enabled(self) -> bool:
-        return self.count > 0
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.seconds}" if self.enabled else "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +135,3 @@ class AttemptWindow:
         fraction = 1 - room / weight if weight else 0.0
         when = start + limit.seconds * max(fraction, 0.0)
         return max(1, math.ceil(when - now))
-
-
-@dataclass(frozen=True, slots=True)
-class AddressLimits:
-    """The per-client-address settings (``AUTH_RATE_LIMIT_*``, ``AUTH_TRUSTED_PROXY_COUNT``)."""
-
-    register: RateLimit = RateLimit(30, 300)
-    login: RateLimit = RateLimit(100, 300)
-    #: Proxies of your own in front of the platform's front end, each appending to X-Forwarded-For.
-    trusted_proxies: int = 0
-    #: Admit attempts (and log it) when the counters cannot be reached, instead of answering 503.
-    fail_open: bool = False
-    #: Requests that send mail (forgot, verification, email change); code checks count as logins.
-    mail: RateLimit = RateLimit(10, 300)

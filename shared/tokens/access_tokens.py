@@ -28,10 +28,16 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from shared.errors import InvalidToken
+from shared.settings.tokens import (
+    ZUMO_ISSUER,
+    TokenFormat,
+    TokenSettings,
+    appservice_signing_key,
+    zumo_signing_key,
+)
 
 __all__ = [
     "ALGORITHM",
@@ -58,7 +64,6 @@ __all__ = [
 ]
 
 ALGORITHM = "HS256"
-ZUMO_ISSUER = "urn:microsoft:windows-azure:zumo"
 ZUMO_KEY_ID = "0"
 SESSION_VERSION_CLAIM = "sv"
 #: RFC 8176 authentication method references: how the session was proven.
@@ -75,33 +80,6 @@ MAX_TOKEN_LENGTH = 4096
 MAX_NUMERIC_DATE = 253_402_300_799
 #: The largest session version (claim ``sv``) accepted: what an Int64 table property holds.
 MAX_SESSION_VERSION = 2**63 - 1
-
-
-class TokenFormat(StrEnum):
-    """The wire format of issued tokens (app setting ``AUTH_TOKEN_FORMAT``)."""
-
-    APPSERVICE = "appservice"
-    ZUMO = "zumo"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenSettings:
-    """Everything needed to issue and verify tokens, fixed in one object.
-
-    ``keys[0]`` signs; every key in ``keys`` verifies (the later ones are
-    previous keys kept during a rotation window).
-    """
-
-    format: TokenFormat
-    keys: tuple[bytes, ...] = field(repr=False)
-    issuer: str
-    audience: str
-    lifetime: timedelta
-    leeway: timedelta = timedelta(seconds=60)
-
-    def __post_init__(self) -> None:
-        if not self.keys or not all(self.keys):
-            raise ValueError("at least one non-empty signing key is required")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +114,6 @@ class VerifiedToken:
     def has_second_factor(self) -> bool:
         """Whether the session was proven with a second factor."""
         return "mfa" in self.amr
-
-
-def appservice_signing_key(hex_key: str) -> bytes:
-    """Return the HMAC key of the App Service format: the bytes a hex string spells.
-
-    :raises ValueError: ``hex_key`` is not an even-length hex string.
-    """
-    return bytes.fromhex(hex_key)
-
-
-def zumo_signing_key(master_key: str) -> bytes:
-    """Return the HMAC key of the Mobile Services format: SHA-256(master key + "JWTSig")."""
-    return hashlib.sha256((master_key + "JWTSig").encode("utf-8")).digest()
 
 
 def key_id(key: bytes) -> str:

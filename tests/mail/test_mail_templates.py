@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from jinja2 import UndefinedError
 
-from shared.mail.config import MailKind
 from shared.mail.templates import BUILTIN_TEMPLATES, MailContext, RenderedMail, mask_email, render_mail
+from shared.settings.mail import MailKind
 
 APP = "Birdwatch"
 CODE = "04817392"

@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shared.mail.config import AcsSettings, MailSettings, SmtpSecurity, SmtpSettings
 from shared.mail.transport import (
     AcsTransport,
     MailDeliveryFailed,
@@ -37,6 +36,7 @@ from shared.mail.transport import (
     SmtpTransport,
     transport_for,
 )
+from shared.settings.mail import AcsSettings, MailSettings, SmtpSecurity, SmtpSettings
 
 SENDER = "noreply@auth.example.com"
 RECIPIENT = "nina@example.org"

@@ -30,6 +30,7 @@ from shared.accounts.store import (
     user_row_key,
 )
 from shared.errors import InvalidCredentials, SettingError
+from shared.login.password import log_in
 from shared.operations import cleanup as sweeper
 from shared.operations.cleanup import DeadRow, delete_unchanged, run_cleanup
 from shared.recovery.codes import CodePurpose, OneTimeCodes
@@ -124,7 +125,7 @@ def new_keys(app_env: AppEnvironment, action: Callable[[], object]) -> set[Key]:
 
 def fail_login(email: str) -> None:
     with pytest.raises(InvalidCredentials):
-        account_service().log_in(email, WRONG)
+        log_in(account_service(), email, WRONG)
 
 
 def login_key(email: str) -> Key:
@@ -507,5 +508,5 @@ def test_stale_failures_go_for_accounts_and_unknown_emails_alike(app_env: AppEnv
         fail_login(email)  # the first of a new count on both, not the third of the old one
         fail_login(email)
         with pytest.raises((InvalidCredentials, TooManyAttempts)) as third:
-            account_service().log_in(email, WRONG)
+            log_in(account_service(), email, WRONG)
         assert isinstance(third.value, InvalidCredentials), f"{email} locked one failure early"

@@ -19,8 +19,8 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.data.tables import TableClient
 
 from shared.errors import SettingError
-from shared.mail.config import AcsSettings
 from shared.settings import load_settings, load_storage_settings
+from shared.settings.mail import AcsSettings
 from shared.storage import new_table_client
 from tools.devhost import worker
 from tools.emulators.azurite import PROJECT_ROOT
@@ -31,8 +31,8 @@ KEY = "ab" * 32
 
 
 def settings_read_by_the_code() -> set[str]:
-    """Every AUTH_* and ACCOUNTS_* name that shared/settings.py reads."""
-    source = (PROJECT_ROOT / "shared" / "settings.py").read_text()
+    """Every AUTH_* and ACCOUNTS_* name that shared/settings/ reads."""
+    source = "\n".join(p.read_text() for p in sorted((PROJECT_ROOT / "shared" / "settings").glob("*.py")))
     return set(re.findall(r'"((?:AUTH|ACCOUNTS)_[A-Z0-9_]+)"', source))
 
 

@@ -158,6 +158,6 @@ def test_cold_start_imports_no_mail_or_crypto_library() -> None:
         [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     later = {"cryptography", "jinja2", "jwt", "pyotp", "segno", "msal", "zxcvbn"}
-    lazy_sdks = ("azure.storage", "azure.identity", "azure.communication", "shared.mail.retry")
+    lazy_sdks = ("azure.storage", "azure.identity", "azure.communication", "shared.storage.queue_retry")
     heavy = [m for m in loaded if m.split(".")[0] in later or m.startswith(lazy_sdks)]
     assert heavy == []

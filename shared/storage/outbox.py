@@ -1,4 +1,4 @@
-"""The HTTP side of mail: a request for a mail, put on the Storage queue.
+"""The outbox: a request for a mail, put on the Storage queue (every concern asks for mail through it).
 
 The message says what to send and to whom, never a code: the mail function
 issues codes when it sends, so nothing secret waits in the queue. Messages are
@@ -8,30 +8,20 @@ JSON, base64-encoded as the Functions host's queue trigger expects by default
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import threading
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceExistsError
-
 from shared.errors import InvalidRequest, MailNotConfigured, StorageUnavailable
 from shared.events import log_event
-from shared.mail.config import MailKind, MailSettings, QueueSettings
-from shared.storage import (
-    RETRY_OPTIONS,
-    http_transport,
-    storage_errors,
-    storage_requests,
-    use_environment_proxy,
-)
+from shared.settings.mail import MailKind, MailSettings, QueueSettings
+from shared.storage.clients import mail_queue, storage_errors
 
 if TYPE_CHECKING:
-    from azure.storage.queue import QueueClient
+    pass
 
-__all__ = ["MailRequest", "Outbox", "enqueue", "mail_queue", "reset_queues"]
+__all__ = ["MailRequest", "Outbox", "enqueue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,28 +96,6 @@ class Outbox:
             log_event("mail_not_queued", logging.ERROR, kind=request.kind, user_id=request.user_id)
 
 
-_lock = threading.Lock()
-_queues: dict[QueueSettings, QueueClient] = {}
-
-
-def mail_queue(settings: QueueSettings) -> QueueClient:
-    """Return this process's client for the mail queue, creating the queue once if missing.
-
-    :raises StorageUnavailable: the queue could not be reached; the next call tries again.
-    """
-    client = _queues.get(settings)
-    if client is not None:
-        return client
-    with _lock:
-        client = _queues.get(settings)
-        if client is None:
-            client = _new_queue_client(settings)
-            with storage_errors("create queue"), contextlib.suppress(ResourceExistsError):
-                client.create_queue()
-            _queues[settings] = client
-    return client
-
-
 def enqueue(settings: QueueSettings, request: MailRequest, *, visible_after: int = 0) -> None:
     """Put ``request`` on the mail queue: one round trip.
 
@@ -139,50 +107,3 @@ def enqueue(settings: QueueSettings, request: MailRequest, *, visible_after: int
     """
     with storage_errors("queue mail"):
         mail_queue(settings).send_message(request.to_json(), visibility_timeout=visible_after or None)
-
-
-def reset_queues() -> None:
-    """Close and forget every cached queue client (tests, or after a settings change)."""
-    with _lock:
-        for client in _queues.values():
-            client.close()
-        _queues.clear()
-
-
-def _new_queue_client(settings: QueueSettings) -> QueueClient:
-    # Imported on first use: the queue SDK costs ~100 ms of cold start, and most requests send no mail.
-    from azure.storage.queue import QueueClient, TextBase64EncodePolicy  # noqa: PLC0415
-
-    from shared.mail.retry import BudgetedRetry  # noqa: PLC0415 - imports the queue SDK
-
-    transport = http_transport(settings.timeout_seconds)
-    options: dict[str, Any] = {
-        "message_encode_policy": TextBase64EncodePolicy(),
-        "raw_request_hook": storage_requests,
-        "retry_policy": BudgetedRetry(settings.timeout_seconds, **RETRY_OPTIONS),
-        "transport": transport,
-    }
-    if settings.endpoint is not None:
-        from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - only for identity-based access
-
-        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        client = QueueClient(settings.endpoint, settings.name, credential=credential, **options)
-    elif settings.connection_string is None:
-        raise ValueError("the mail queue has neither an endpoint nor a connection string")
-    else:
-        client = QueueClient.from_connection_string(
-            _with_development_storage(settings.connection_string), settings.name, **options
-        )
-    use_environment_proxy(transport, client.url)
-    return client
-
-
-def _with_development_storage(connection_string: str) -> str:
-    """``UseDevelopmentStorage=true`` names Azurite's well-known account on its default ports."""
-    if connection_string.replace(" ", "").lower().rstrip(";") != "usedevelopmentstorage=true":
-        return connection_string
-    return (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-        "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
-    )

@@ -1,23 +1,26 @@
-"""What the mail settings say: the queue, the transport, the sender, the limits and the links.
+"""Mail settings: the queue, the transport, the sender, the limits and the links; the kinds of mail.
 
-Parsed from app settings by :mod:`shared.settings` (``AUTH_MAIL_*``,
-``AUTH_CODE_LIFETIME_SECONDS``, ``AUTH_PUBLIC_BASE_URL``, ``AUTH_APP_LINK_BASE``,
-``AUTH_REQUIRE_VERIFIED_EMAIL``, ``AUTH_MAIL_DELAY_SECONDS``); this module only holds them.
+Parsed from app settings (``AUTH_MAIL_*``, ``AUTH_CODE_LIFETIME_SECONDS``,
+``AUTH_PUBLIC_BASE_URL``, ``AUTH_APP_LINK_BASE``, ``AUTH_REQUIRE_VERIFIED_EMAIL``,
+``AUTH_MAIL_DELAY_SECONDS``, and the queue's ``AzureWebJobsStorage``) by :func:`mail_settings`.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from shared.throttling.lockout import RateLimit
+from shared.errors import SettingError
+from shared.settings.reader import Reader
+from shared.settings.storage import DEFAULT_STORAGE_TIMEOUT_SECONDS, storage_timeout
+from shared.settings.throttling import RateLimit, rate
 
 __all__ = [
     "DEFAULT_QUEUE_NAME",
-    "DEFAULT_STORAGE_TIMEOUT_SECONDS",
     "MAX_MAIL_DELAY_SECONDS",
     "AcsSettings",
     "MailDelay",
@@ -26,14 +29,16 @@ __all__ = [
     "QueueSettings",
     "SmtpSecurity",
     "SmtpSettings",
+    "mail_settings",
 ]
 
 DEFAULT_QUEUE_NAME = "auth-mail"
+_QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,54}[a-z0-9]")  # leaves room for "-poison"
+_MIN_CODE_LIFETIME, _MAX_CODE_LIFETIME = 60, 3600
+#: RFC 5321 path limit (as :data:`shared.accounts.emails.MAX_EMAIL_LENGTH`).
+_MAX_EMAIL_LENGTH = 254
 #: The longest ``AUTH_MAIL_DELAY_SECONDS`` accepted: mail that proves an address should not wait long.
 MAX_MAIL_DELAY_SECONDS = 60
-#: ``AUTH_STORAGE_TIMEOUT_SECONDS``'s default: the most one call to the accounts table or the mail
-#: queue may take, every attempt and back-off included (here: the bottom of the settings' imports).
-DEFAULT_STORAGE_TIMEOUT_SECONDS = 5
 
 
 class MailKind(StrEnum):
@@ -175,3 +180,112 @@ class MailSettings:
     def configured(self) -> bool:
         """Whether mail can be sent at all."""
         return self.transport is not None
+
+
+def mail_settings(reader: Reader) -> MailSettings:
+    """Every ``AUTH_MAIL_*`` setting and those mail depends on."""
+    defaults = MailSettings()
+    smtp_host = reader.optional("AUTH_MAIL_SMTP_HOST")
+    acs_endpoint = reader.optional("AUTH_MAIL_ACS_ENDPOINT")
+    transport: SmtpSettings | AcsSettings | None = None
+    if smtp_host is not None and acs_endpoint is not None:
+        raise SettingError(
+            "AUTH_MAIL_ACS_ENDPOINT", "is set beside AUTH_MAIL_SMTP_HOST: choose one transport"
+        )
+    if smtp_host is not None:
+        transport = SmtpSettings(
+            host=smtp_host,
+            port=reader.integer("AUTH_MAIL_SMTP_PORT", default=587, minimum=1, maximum=65_535),
+            security=reader.choice("AUTH_MAIL_SMTP_SECURITY", SmtpSecurity, default=SmtpSecurity.STARTTLS),
+            username=reader.optional("AUTH_MAIL_SMTP_USERNAME"),
+            password=reader.optional("AUTH_MAIL_SMTP_PASSWORD"),
+        )
+    elif acs_endpoint is not None:
+        transport = AcsSettings(endpoint=reader.url("AUTH_MAIL_ACS_ENDPOINT", acs_endpoint).rstrip("/"))
+    sender = reader.optional("AUTH_MAIL_FROM")
+    if transport is not None:
+        if sender is None:
+            raise SettingError("AUTH_MAIL_FROM", "is not set (a mail transport is configured)")
+        _check_email("AUTH_MAIL_FROM", sender)
+    require_verified = reader.boolean("AUTH_REQUIRE_VERIFIED_EMAIL", default=defaults.require_verified)
+    if require_verified and transport is None:
+        raise SettingError(
+            "AUTH_REQUIRE_VERIFIED_EMAIL",
+            "is true but no mail transport is configured (AUTH_MAIL_SMTP_HOST or AUTH_MAIL_ACS_ENDPOINT)",
+        )
+    templates = reader.optional("AUTH_MAIL_TEMPLATES")
+    if templates is not None and not Path(templates).is_dir():
+        raise SettingError("AUTH_MAIL_TEMPLATES", "is not a folder")
+    public_base_url = reader.optional("AUTH_PUBLIC_BASE_URL")
+    app_link_base = reader.optional("AUTH_APP_LINK_BASE")
+    return MailSettings(
+        queue=_queue_settings(reader, required=transport is not None),
+        transport=transport,
+        sender=sender,
+        app_name=reader.optional("AUTH_APP_NAME") or defaults.app_name,
+        templates=Path(templates) if templates else None,
+        limit=rate(reader, "AUTH_MAIL_LIMIT", default=defaults.limit),
+        code_lifetime=timedelta(
+            seconds=reader.integer(
+                "AUTH_CODE_LIFETIME_SECONDS",
+                default=int(defaults.code_lifetime.total_seconds()),
+                minimum=_MIN_CODE_LIFETIME,
+                maximum=_MAX_CODE_LIFETIME,
+            )
+        ),
+        public_base_url=reader.url("AUTH_PUBLIC_BASE_URL", public_base_url).rstrip("/")
+        if public_base_url
+        else None,
+        app_link_base=reader.url("AUTH_APP_LINK_BASE", app_link_base, any_scheme=True)
+        if app_link_base
+        else None,
+        require_verified=require_verified,
+        delay=reader.parsed(
+            "AUTH_MAIL_DELAY_SECONDS",
+            MailDelay.parse,
+            default=defaults.delay,
+            problem=f"is not MIN-MAX seconds (such as 1-5) or one number, at most {MAX_MAIL_DELAY_SECONDS}",
+        ),
+    )
+
+
+def _queue_settings(reader: Reader, *, required: bool) -> QueueSettings:
+    """The mail queue, in the storage account of ``AzureWebJobsStorage`` (as the queue trigger finds it).
+
+    Like the Functions host: a connection string, or the identity-based
+    ``AzureWebJobsStorage__queueServiceUri`` / ``AzureWebJobsStorage__accountName``.
+    """
+    name = reader.matching("AUTH_MAIL_QUEUE", _QUEUE_NAME, default=DEFAULT_QUEUE_NAME)
+    timeout = storage_timeout(reader)
+    connection_string = reader.optional("AzureWebJobsStorage")
+    if connection_string is not None:
+        return QueueSettings(name=name, connection_string=connection_string, timeout_seconds=timeout)
+    service_uri = reader.optional("AzureWebJobsStorage__queueServiceUri")
+    if service_uri is not None:
+        return QueueSettings(
+            name=name,
+            endpoint=reader.url("AzureWebJobsStorage__queueServiceUri", service_uri),
+            timeout_seconds=timeout,
+        )
+    account = reader.optional("AzureWebJobsStorage__accountName")
+    if account is not None:
+        return QueueSettings(
+            name=name, endpoint=f"https://{account}.queue.core.windows.net", timeout_seconds=timeout
+        )
+    if required:
+        raise SettingError("AzureWebJobsStorage", "is not set (the mail queue lives in its storage account)")
+    return QueueSettings(name=name, timeout_seconds=timeout)
+
+
+def _check_email(name: str, value: str) -> None:
+    """Refuse what :func:`shared.accounts.emails.normalize_email` refuses (syntax only, no DNS)."""
+    # Imported on first use, as there: compiling its patterns costs ~20 ms of cold start.
+    from email_validator import EmailNotValidError, validate_email  # noqa: PLC0415
+
+    candidate = value.strip()
+    try:
+        if not candidate or len(candidate) > _MAX_EMAIL_LENGTH:
+            raise EmailNotValidError("empty or too long")
+        validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError:
+        raise SettingError(name, "is not a valid email address") from None
