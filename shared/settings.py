@@ -43,6 +43,7 @@ from shared.tokens.access_tokens import (
     appservice_signing_key,
     zumo_signing_key,
 )
+from shared.tokens.signing_keys import SigningSettings, load_signing_settings
 
 __all__ = [
     "CLEANUP_SCHEDULE_SETTING",
@@ -151,6 +152,8 @@ class Settings:
     #: ``AUTH_MAX_SESSIONS``: beyond it, the least recently used session ends.
     max_sessions: int = 50
     cleanup: CleanupSettings = field(default_factory=CleanupSettings)
+    #: Signing keys, the key set's caching, the refresh-token grace (:mod:`shared.tokens.signing_keys`).
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -160,8 +163,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     """
     reader = _Reader(environ)
     token_format = reader.choice("AUTH_TOKEN_FORMAT", TokenFormat, default=TokenFormat.APPSERVICE)
+    signing = load_signing_settings(reader)  # signing keys: shared/tokens/signing_keys.py
     return Settings(
-        tokens=_token_settings(reader, token_format),
+        tokens=dataclasses.replace(_token_settings(reader, token_format), signing_keys=signing.keys),
+        signing=signing,
         storage=_storage_settings(reader),
         password_policy=_password_policy(reader),
         argon2=_argon2_parameters(reader),
