@@ -115,7 +115,7 @@ class TestKeys:
                 "only P-256",
             ),
             (
-                lambda: private_key_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+                lambda: private_key_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),  # noqa: S505 - refused
                 SigningAlgorithm.RS256,
                 "at least 2048",
             ),
@@ -207,7 +207,8 @@ class TestSwitchingFromHs256:
         )
         claims = jwt.decode(good["token"], options={"verify_signature": False})
         kid = jwt.get_unverified_header(good["token"])["kid"]
-        forged = hs256_by_hand(claims, {"alg": "HS256", "typ": "JWT", "kid": kid}, public_of(private).encode())
+        header = {"alg": "HS256", "typ": "JWT", "kid": kid}
+        forged = hs256_by_hand(claims, header, public_of(private).encode())
         assert me.main(http_request("GET", "me", token=forged)).status_code == 401
         other = ec.generate_private_key(ec.SECP256R1())
         forged_es = jwt.encode(claims, other, algorithm="ES256", headers={"kid": kid})
@@ -228,7 +229,7 @@ class TestSwitchingFromHs256:
 
 
 class TestFailingClosed:
-    """A bad key: 500 server_misconfigured where tokens are signed, naming the setting; verification goes on."""
+    """A bad key: 500 server_misconfigured where tokens are signed, naming the setting; verifying goes on."""
 
     @pytest.mark.parametrize(
         ("settings", "setting"),

@@ -120,7 +120,7 @@ def verify_with_pyjwt(host: LocalHost, token: str) -> dict[str, Any] | str:
 
 
 def verify_with_jose(host: LocalHost, tokens: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Node's jose: createRemoteJWKSet from the discovery document's jwks_uri, jwtVerify with issuer and audience."""
+    """Node's jose: createRemoteJWKSet from discovery's jwks_uri, jwtVerify with issuer and audience."""
     request = {
         "discovery": f"{host.base_url}/.well-known/openid-configuration",
         "audience": AUDIENCE,
