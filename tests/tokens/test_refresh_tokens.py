@@ -1,4 +1,4 @@
-"""Refresh tokens: rotation, the grace retry, reuse detection, death with the session, concurrent redemptions."""
+"""Refresh tokens: rotation, the grace retry, reuse, death with the session, concurrent redemptions."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ class TestRotation:
         assert first["refreshToken"].rsplit(".", 1)[1] not in caplog.text
 
     def test_the_grace_retry_returns_the_same_successor(self, app_env: AppEnvironment) -> None:
-        """A retry of the token spent last, within the grace, gets the same refresh token; the chain goes on."""
+        """The token spent last, retried within the grace, gets the same refresh token; the chain goes on."""
         first = signed_up("grace@example.com")
         second = session_of(redeem(first["refreshToken"]))
         retried = session_of(redeem(first["refreshToken"]))
@@ -178,7 +178,7 @@ class TestReuse:
         assert not works(second["token"])
 
     def test_a_forged_token_ends_nothing(self, app_env: AppEnvironment) -> None:
-        """Knowing the user and session ids (they are in every access token) is not enough to end a session."""
+        """Knowing the user and session ids (every access token has them) is not enough to end a session."""
         first = signed_up("forged@example.com")
         second = session_of(redeem(first["refreshToken"]))
         prefix = first["refreshToken"].rsplit(".", 2)[0]
