@@ -48,13 +48,13 @@ def signed_up(email: str) -> dict[str, Any]:
 
 
 def works(token: str) -> bool:
-    status = me.main(http_request("GET", "me", token=token)).status_code
+    status: int = me.main(http_request("GET", "me", token=token)).status_code
     assert status in (200, 401)
     return status == 200
 
 
 def refused(response: func.HttpResponse) -> bool:
-    return response.status_code == 400 and problem(response)["code"] == "invalid_grant"
+    return response.status_code == 400 and bool(problem(response)["code"] == "invalid_grant")
 
 
 def age_session(app_env: AppEnvironment, refresh_token: str, **seconds: int) -> None:
@@ -259,6 +259,7 @@ def test_concurrent_redemptions_on_two_instances_yield_one_successor(
     successors = {token for _, token in answers}
     assert len(successors) == 1
     (successor,) = successors
+    assert successor is not None
     assert refresh_tokens.parse(successor).generation == 1  # type: ignore[union-attr]
     following = b.post("token/refresh", {"refreshToken": successor})
     assert following.status_code == 200
