@@ -43,6 +43,7 @@ from shared.settings import Settings, get_settings
 from shared.throttling.rate_limiter import Action, RateLimiter
 from shared.tokens import refresh_tokens
 from shared.tokens.access_tokens import IssuedToken, VerifiedToken, issue_token, verify_token
+from shared.tokens.key_history import note_keys
 
 __all__ = ["AccountService", "Session", "account_service", "reset_services"]
 
@@ -507,6 +508,7 @@ class AccountService:
         refresh_secret: str | None = None,
     ) -> Session:
         """Sign an access token of ``device``; with ``refresh_secret``, the response's refresh token too."""
+        note_keys(self.settings.storage, self.settings.signing.keys)  # once per process: keys status
         refresh = None
         if refresh_secret is not None:
             refresh = str(
