@@ -152,6 +152,11 @@ def test_local_settings_are_created_once_with_a_random_key(tmp_path: Path) -> No
     other = tmp_path / "other.json"
     create_local_settings(other)
     assert json.loads(other.read_text())["Values"]["AUTH_SIGNING_KEY"] != key
+    private = first["Values"]["AUTH_SIGNING_PRIVATE_KEY"]
+    assert private.startswith("-----BEGIN PRIVATE KEY-----"), (
+        "an ES256 key, ready for AUTH_TOKEN_ALGORITHM=ES256"
+    )
+    assert json.loads(other.read_text())["Values"]["AUTH_SIGNING_PRIVATE_KEY"] != private
 
 
 def test_cold_start_imports_no_mail_or_crypto_library() -> None:
