@@ -2,7 +2,9 @@
 
 Each session is one property of the account row, ``S_<session id>``, holding
 a small JSON document (created, last seen, the ``User-Agent``, how it was
-proven, and the account's session version when it started). So the gate's one
+proven, and the account's session version when it started; and, for sessions
+started since refresh tokens, the keyed digest of the live refresh token, its
+generation and when it was issued: see :mod:`shared.tokens.refresh_tokens`). So the gate's one
 point read of the account row tells at once whether the token's session is
 live, whether the account is enabled, and whether its session version is
 current; listing a user's sessions costs no read at all beyond the gate's.
