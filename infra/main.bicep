@@ -28,6 +28,14 @@ param signingKey string
 @description('Key sealing second-factor secrets at rest: 64 hex digits. The azd preprovision hook generates it once.')
 param encryptionKey string
 
+@secure()
+@description('Private key that signs tokens under ES256: PKCS#8 PEM of a P-256 key (newlines may be written as \\n). The azd preprovision hook generates it once.')
+param signingPrivateKey string
+
+@description('HS256 (the default: tokens as before), ES256 (recommended for new apps) or RS256. See docs/tokens.md.')
+@allowed(['HS256', 'ES256', 'RS256'])
+param tokenAlgorithm string = 'HS256'
+
 @description('appservice or zumo.')
 @allowed(['appservice', 'zumo'])
 param tokenFormat string = 'appservice'
@@ -190,6 +198,15 @@ resource signingKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+resource signingPrivateKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'auth-signing-private-key'
+  properties: {
+    value: signingPrivateKey
+    contentType: 'application/x-pem-file'
+  }
+}
+
 resource encryptionKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   parent: vault
   name: 'auth-encryption-key'
@@ -261,6 +278,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ACCOUNTS_TABLE: accountsTable
       AUTH_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${signingKeySecret.properties.secretUri})'
       AUTH_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${encryptionKeySecret.properties.secretUri})'
+      AUTH_SIGNING_PRIVATE_KEY: '@Microsoft.KeyVault(SecretUri=${signingPrivateKeySecret.properties.secretUri})'
+      AUTH_TOKEN_ALGORITHM: tokenAlgorithm
       AUTH_TOKEN_FORMAT: tokenFormat
       AUTH_TOKEN_LIFETIME_SECONDS: '2592000'
       // Mail: queued in the host storage account, sent through Communication Services by identity.
@@ -272,7 +291,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       // The cleanup/ timer's schedule (NCRONTAB, with seconds): hourly, on the hour. The host reads it.
       AUTH_CLEANUP_SCHEDULE: '0 0 * * * *'
     }
-    dependsOn: [tableAccess, blobAccess, secretAccess, encryptionKeyAccess, queueAccess, mailAccess]
+    dependsOn: [tableAccess, blobAccess, secretAccess, encryptionKeyAccess, privateKeyAccess, queueAccess, mailAccess]
   }
 }
 
@@ -326,6 +345,16 @@ resource mailAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', communicationAndEmailServiceOwner)
+  }
+}
+
+resource privateKeyAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(signingPrivateKeySecret.id, identity.id, keyVaultSecretsUser)
+  scope: signingPrivateKeySecret
+  properties: {
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
   }
 }
 

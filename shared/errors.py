@@ -17,6 +17,7 @@ __all__ = [
     "EmailTaken",
     "InvalidCode",
     "InvalidCredentials",
+    "InvalidGrant",
     "InvalidRequest",
     "InvalidToken",
     "MailNotConfigured",
@@ -116,6 +117,22 @@ class InvalidToken(ServiceError):
 
     def response_headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class InvalidGrant(ServiceError):
+    """A refresh token is malformed, unknown, spent, or its session ended; one answer for all.
+
+    400 ``invalid_grant``, as OAuth 2.0 answers a bad refresh token (RFC 6749 5.2):
+    the app signs the user in again. ``reason`` is for logs only.
+    """
+
+    status = 400
+    code = "invalid_grant"
+    title = "The refresh token is not valid"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The refresh token is invalid, spent or its session ended. Sign in again.")
+        self.reason = reason
 
 
 class EmailNotVerified(ServiceError):

@@ -58,6 +58,10 @@ recovery_codes_regenerated INFO    a new set of recovery codes replaced the old
 mfa_secret_unreadable     ERROR    a sealed secret did not decrypt (wrong key, or moved between accounts)
 mfa_resealed              INFO     a used second factor was sealed again under the current key (``fields``)
 token_rejected            WARNING  the gate refused a token (``reason``)
+refresh_token_rotated     INFO     /api/token/refresh spent a refresh token and issued its successor
+refresh_token_retried     INFO     the token spent last came again within the grace: the same successor
+refresh_token_reused      WARNING  a spent refresh token came again: that device's session ended
+refresh_token_rejected    WARNING  /api/token/refresh refused a refresh token (``reason``)
 request_refused           INFO     another 4xx (``code``)
 storage_unavailable       WARNING  Table Storage could not be reached (503)
 server_misconfigured      ERROR    an app setting is missing or invalid

@@ -81,6 +81,13 @@ APP_SETTINGS = (
     "AUTH_MAX_SESSIONS",
     "AUTH_CLEANUP_SCHEDULE",
     "AUTH_UNVERIFIED_MAX_DAYS",
+    "AUTH_TOKEN_ALGORITHM",
+    "AUTH_SIGNING_PRIVATE_KEY",
+    "AUTH_NEXT_SIGNING_PUBLIC_KEY",
+    "AUTH_PREVIOUS_SIGNING_PUBLIC_KEYS",
+    "AUTH_ACCEPT_HS256_TOKENS",
+    "AUTH_JWKS_MAX_AGE_SECONDS",
+    "AUTH_REFRESH_REUSE_SECONDS",
 )
 
 pytest_plugins = ["tests.mailtest"]
@@ -219,8 +226,8 @@ def problem(response: func.HttpResponse) -> dict[str, Any]:
 class LocalHost:
     """``python -m tools.devhost`` as a child process with its own settings file."""
 
-    def __init__(self, settings_file: Path, environment: dict[str, str]) -> None:
-        self.port = free_port()
+    def __init__(self, settings_file: Path, environment: dict[str, str], *, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.settings_file = settings_file
         self.environment = environment
@@ -262,11 +269,12 @@ class LocalHost:
 
 
 def start_local_host(
-    folder: Path, environment: dict[str, str], *, cors: str = "https://app.example"
+    folder: Path, environment: dict[str, str], *, cors: str = "https://app.example", port: int | None = None
 ) -> LocalHost:
+    """Start the local host on ``port`` (default: a free one) with ``environment`` as its app settings."""
     settings_file = folder / "local.settings.json"
     settings_file.write_text(json.dumps({"Values": {}, "Host": {"CORS": cors}}))
-    return LocalHost(settings_file, environment).start()
+    return LocalHost(settings_file, environment, port=port).start()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ once a minute per session, a write of its last-seen time. A mixin of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.accounts.mobile_services import verify_legacy_token
@@ -32,6 +32,8 @@ class Session:
 
     token: IssuedToken
     email: str
+    #: The session's new refresh token (shared.tokens.refresh_tokens), for the responses that start a session.
+    refresh_token: str | None = field(default=None, repr=False)
 
     @property
     def user_id(self) -> str:

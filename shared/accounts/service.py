@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -33,7 +34,9 @@ from shared.settings import Settings, get_settings
 from shared.settings.mail import MailKind
 from shared.storage.outbox import MailRequest, Outbox
 from shared.throttling.rate_limiter import Action, RateLimiter
+from shared.tokens import refresh_tokens
 from shared.tokens.access_tokens import issue_token
+from shared.tokens.key_history import note_keys
 
 __all__ = ["AccountService", "Session", "account_service", "reset_services"]
 
@@ -68,13 +71,15 @@ class AccountService(Authentication):
         admission = self.limiter.admit(Action.REGISTER, forwarded_for)
         password_hash = self.hasher.hash(password)  # while the attempt is counted
         admission.wait()
-        device = new_session(version=0, user_agent=current_user_agent(), amr=("pwd",))
+        device, secret = self._with_refresh(
+            new_session(version=0, user_agent=current_user_agent(), amr=("pwd",))
+        )
         account = self.store.create(normalized, password_hash, session=device)
         log_event("registered", user_id=account.user_id)
         log_event("session_started", user_id=account.user_id, session=device.id)
         verify = MailRequest(MailKind.VERIFY_EMAIL, normalized, user_id=account.user_id)
         self.outbox.send_after_change(verify)
-        return self._token(account.user_id, account.email, device, device.created_at)
+        return self._token(account.user_id, account.email, device, device.created_at, refresh_secret=secret)
 
     def register_unverified(self, email: str, password: str, *, forwarded_for: str | None = None) -> None:
         """Register under ``AUTH_REQUIRE_VERIFIED_EMAIL``: no token, and no answer that tells
@@ -195,18 +200,20 @@ class AccountService(Authentication):
         """
         credentials = self.check_password(account, current_password)
         check_password_policy(self.settings.password_policy, new_password, email=account.email)
-        devices: list[DeviceSession] = []
+        devices: list[tuple[DeviceSession, str]] = []
 
         def this_device(version: int) -> dict[str, Any]:
-            devices.append(new_session(version=version, user_agent=current_user_agent(), amr=amr or ("pwd",)))
-            return devices[-1].to_property()
+            device = new_session(version=version, user_agent=current_user_agent(), amr=amr or ("pwd",))
+            devices.append(self._with_refresh(device))
+            return devices[-1][0].to_property()
 
         self.store.change_password(account, credentials, self.hasher.hash(new_password), this_device)
         log_event("password_changed", user_id=account.user_id)
         log_event("session_ended", user_id=account.user_id, session="others", reason="password")
         notice = MailRequest(MailKind.PASSWORD_CHANGED, account.email, user_id=account.user_id)
         self.outbox.send_after_change(notice)
-        return self._token(account.user_id, account.email, devices[-1], devices[-1].created_at)
+        device, secret = devices[-1]
+        return self._token(account.user_id, account.email, device, device.created_at, refresh_secret=secret)
 
     def delete_account(self, account: Account, credentials: Credentials) -> None:
         """Delete the account whose owner just proved it is them (:func:`shared.login.reauthenticate`).
@@ -241,12 +248,34 @@ class AccountService(Authentication):
 
     def start_session(self, user_id: str, email: str, session_version: int, amr: tuple[str, ...]) -> Session:
         """Start a device session (one write) and sign its first token."""
-        device = new_session(version=session_version, user_agent=current_user_agent(), amr=amr)
+        device, secret = self._with_refresh(
+            new_session(version=session_version, user_agent=current_user_agent(), amr=amr)
+        )
         self.store.start_session(email, user_id, device)
         log_event("session_started", user_id=user_id, session=device.id)
-        return self._token(user_id, email, device, device.created_at)
+        return self._token(user_id, email, device, device.created_at, refresh_secret=secret)
 
-    def _token(self, user_id: str, email: str, device: DeviceSession, started: datetime) -> Session:
+    def _with_refresh(self, device: DeviceSession) -> tuple[DeviceSession, str]:
+        """``device`` holding the digest of its first refresh token, and that token's secret."""
+        secret, digest = refresh_tokens.first_secret(self.settings.tokens.keys, device.id)
+        return replace(device, refresh_digest=digest, refresh_issued_at=device.created_at), secret
+
+    def _token(
+        self,
+        user_id: str,
+        email: str,
+        device: DeviceSession,
+        started: datetime,
+        *,
+        refresh_secret: str | None = None,
+    ) -> Session:
+        """Sign an access token of ``device``; with ``refresh_secret``, the response's refresh token too."""
+        note_keys(self.settings.storage, self.settings.signing.keys)  # once per process: keys status
+        refresh = None
+        if refresh_secret is not None:
+            refresh = str(
+                refresh_tokens.RefreshToken(user_id, device.id, device.refresh_generation, refresh_secret)
+            )
         token = issue_token(
             self.settings.tokens,
             user_id,
@@ -255,7 +284,7 @@ class AccountService(Authentication):
             amr=device.amr,
             session_id=device.id,
         )
-        return Session(token=token, email=email)
+        return Session(token=token, email=email, refresh_token=refresh)
 
 
 def account_service() -> AccountService:

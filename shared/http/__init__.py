@@ -21,6 +21,7 @@ from shared.accounts.store import Account
 from shared.errors import (
     InvalidCode,
     InvalidCredentials,
+    InvalidGrant,
     InvalidRequest,
     InvalidToken,
     NotFound,
@@ -193,6 +194,9 @@ def session_body(session: Session) -> dict[str, Any]:
         "userId": token.user_id,
         "token": token.token,
         "expiresAt": _iso(token.expires_at),
+        # -- short access tokens with refresh tokens (docs/tokens.md)
+        "expiresIn": int((token.expires_at - token.issued_at).total_seconds()),
+        **({"refreshToken": session.refresh_token} if session.refresh_token else {}),
     }
 
 
@@ -259,6 +263,8 @@ def _log_problem(error: ServiceError) -> None:
         log_event("storage_unavailable", logging.WARNING)
     elif isinstance(error, InvalidToken):
         log_event("token_rejected", logging.WARNING, reason=error.reason)
+    elif isinstance(error, InvalidGrant):
+        log_event("refresh_token_rejected", logging.WARNING, reason=error.reason)
     elif isinstance(error, InvalidCredentials | InvalidCode):
         pass  # the service logged login_failed, password_check_failed or code_rejected, with the reason
     elif error.status >= 500:

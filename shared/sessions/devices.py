@@ -2,7 +2,9 @@
 
 Each session is one property of the account row, ``S_<session id>``, holding
 a small JSON document (created, last seen, the ``User-Agent``, how it was
-proven, and the account's session version when it started). So the gate's one
+proven, and the account's session version when it started; and, for sessions
+started since refresh tokens, the keyed digest of the live refresh token, its
+generation and when it was issued: see :mod:`shared.tokens.refresh_tokens`). So the gate's one
 point read of the account row tells at once whether the token's session is
 live, whether the account is enabled, and whether its session version is
 current; listing a user's sessions costs no read at all beyond the gate's.
@@ -70,6 +72,11 @@ class DeviceSession:
     user_agent: str
     amr: tuple[str, ...]
     version: int
+    # -- the session's refresh token (shared.tokens.refresh_tokens): its keyed digest, generation, issue time
+    refresh_digest: str = ""
+    refresh_generation: int = 0
+    refresh_issued_at: datetime | None = None
+    # --
 
     @property
     def property_name(self) -> str:
@@ -85,6 +92,12 @@ class DeviceSession:
             "amr": list(self.amr),
             "v": self.version,
         }
+        if self.refresh_digest and self.refresh_issued_at is not None:  # the refresh token, if any
+            document |= {
+                "rd": self.refresh_digest,
+                "rg": self.refresh_generation,
+                "ri": int(self.refresh_issued_at.timestamp()),
+            }
         return {self.property_name: json.dumps(document, separators=(",", ":"))}
 
     def seen(self, at: datetime) -> DeviceSession:
@@ -114,6 +127,11 @@ def sessions_in(entity: Mapping[str, Any]) -> tuple[DeviceSession, ...]:
                     user_agent=str(document.get("ua", "")),
                     amr=tuple(str(method) for method in document.get("amr", [])),
                     version=int(document["v"]),
+                    refresh_digest=str(document.get("rd", "")),
+                    refresh_generation=int(document.get("rg", 0)),
+                    refresh_issued_at=datetime.fromtimestamp(int(document["ri"]), UTC)
+                    if "ri" in document
+                    else None,
                 )
             )
         except (ValueError, TypeError, KeyError, OverflowError):

@@ -10,7 +10,7 @@ One module per concern holds its settings types and their parsing
 (:mod:`~shared.settings.tokens`, :mod:`~shared.settings.storage`,
 :mod:`~shared.settings.passwords`, :mod:`~shared.settings.throttling`,
 :mod:`~shared.settings.sessions`, :mod:`~shared.settings.mail`,
-:mod:`~shared.settings.mfa`, :mod:`~shared.settings.cleanup`), all read
+:mod:`~shared.settings.mfa`, :mod:`~shared.settings.cleanup`, :mod:`~shared.settings.signing`), all read
 through one :class:`~shared.settings.reader.Reader`. The package imports
 nothing of ours but :mod:`shared.errors`, so every concern can import its
 settings from here without a cycle.
@@ -18,6 +18,7 @@ settings from here without a cycle.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -32,6 +33,7 @@ from shared.settings.mfa import MfaSettings, mfa_settings
 from shared.settings.passwords import Argon2Parameters, PasswordPolicy, argon2_parameters, password_policy
 from shared.settings.reader import KEY_VAULT_REFERENCE_PREFIX, Reader
 from shared.settings.sessions import max_sessions, session_idle, session_max_age
+from shared.settings.signing import SigningSettings, load_signing_settings
 from shared.settings.storage import (
     MAX_STORAGE_TIMEOUT_SECONDS,
     StorageSettings,
@@ -85,6 +87,8 @@ class Settings:
     #: ``AUTH_MAX_SESSIONS``: beyond it, the least recently used session ends.
     max_sessions: int = 50
     cleanup: CleanupSettings = field(default_factory=CleanupSettings)
+    #: Signing keys, the key set's caching, the refresh-token grace (:mod:`shared.settings.signing`).
+    signing: SigningSettings = field(default_factory=SigningSettings)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -93,8 +97,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     :raises SettingError: the first setting that is missing or invalid.
     """
     reader = Reader(environ)
+    signing = load_signing_settings(reader)
     return Settings(
-        tokens=token_settings(reader),
+        tokens=dataclasses.replace(token_settings(reader), signing_keys=signing.keys),
+        signing=signing,
         storage=storage_settings(reader),
         password_policy=password_policy(reader),
         argon2=argon2_parameters(reader),

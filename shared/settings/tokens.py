@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from shared.errors import SettingError
 from shared.settings.reader import Reader
+from shared.settings.signing import SigningKeys
 
 __all__ = [
     "MIN_KEY_BYTES",
@@ -54,6 +55,8 @@ class TokenSettings:
     audience: str
     lifetime: timedelta
     leeway: timedelta = timedelta(seconds=60)
+    #: The asymmetric keys (``AUTH_TOKEN_ALGORITHM``); by default none: HS256 with ``keys`` alone.
+    signing_keys: SigningKeys = field(default_factory=SigningKeys)
 
     def __post_init__(self) -> None:
         if not self.keys or not all(self.keys):

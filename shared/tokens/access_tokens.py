@@ -1,6 +1,6 @@
 """Issuing and verifying the service's authentication tokens (a thin layer over PyJWT).
 
-Two wire formats are supported, both HS256 JWTs:
+Two wire formats are supported, both JWTs signed with HS256 by default:
 
 ``appservice``
     What Azure App Service authentication and the Azure Mobile Apps server SDKs
@@ -12,8 +12,14 @@ Two wire formats are supported, both HS256 JWTs:
     key ``SHA-256(master key + "JWTSig")``, claims ``exp`` (seconds), ``iss``,
     ``ver: 2``, ``aud``, ``uid``.
 
-Everything a caller could get wrong is fixed here: the algorithm is pinned to
-HS256 (never ``none``, never taken from the token), the key never comes from the
+With ``AUTH_TOKEN_ALGORITHM`` ``ES256`` or ``RS256`` (see
+:mod:`shared.settings.signing`), both formats are signed with the private key
+instead, their header's ``kid`` the key's RFC 7638 thumbprint; the claims stay
+the same.
+
+Everything a caller could get wrong is fixed here: the algorithm is pinned
+(HS256 to the HMAC keys; each public key to the one algorithm of its type;
+never ``none``, never chosen by the token), the key never comes from the
 token, and ``exp``, ``iss`` and ``aud`` are always required and checked. Every
 claim the service reads must also have its type and range, even in a correctly
 signed token: a wrong one is an invalid token, never a server error.
@@ -141,7 +147,11 @@ def issue_token(
     """
     issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
     expires_at = issued_at + settings.lifetime
-    key = settings.keys[0]
+    key: Any = settings.keys[0]
+    algorithm, kid = ALGORITHM, None
+    signer = settings.signing_keys.signer()  # raises SettingError for a bad key setting
+    if signer is not None:
+        key, algorithm, kid = signer.key, str(signer.algorithm), signer.kid
     payload: dict[str, Any]
     if settings.format is TokenFormat.ZUMO:
         payload = {
@@ -151,7 +161,7 @@ def issue_token(
             "aud": settings.audience,
             "uid": user_id,
         }
-        headers = {"kid": ZUMO_KEY_ID}
+        headers = {"kid": kid or ZUMO_KEY_ID}
     else:
         payload = {
             "sub": user_id,
@@ -162,7 +172,7 @@ def issue_token(
             "exp": _seconds(expires_at),
             "ver": "3",
         }
-        headers = {"kid": key_id(key)}
+        headers = {"kid": kid or key_id(key)}
     if session_version is not None:
         payload[SESSION_VERSION_CLAIM] = session_version
     if session_started is not None:
@@ -175,7 +185,7 @@ def issue_token(
     token = pyjwt.encode(
         payload,
         key,
-        algorithm=ALGORITHM,
+        algorithm=algorithm,
         headers=headers,
         json_encoder=_HeaderOrderEncoder,
         sort_headers=False,
@@ -186,9 +196,12 @@ def issue_token(
 def verify_token(settings: TokenSettings, token: str) -> VerifiedToken:
     """Check every property of ``token`` and return its claims.
 
-    The algorithm is HS256 only; the key is chosen from ``settings.keys`` by the
-    header ``kid`` (``appservice``) or tried in order (``zumo``, whose ``kid`` is
-    always ``"0"``). ``exp``, ``iss`` and ``aud`` must be present and right;
+    An HS256 token's key is chosen from ``settings.keys`` by the header ``kid``
+    (``appservice``) or tried in order (``zumo``, whose ``kid`` is always
+    ``"0"``); HS256 passes only under ``AUTH_TOKEN_ALGORITHM=HS256`` or while
+    ``AUTH_ACCEPT_HS256_TOKENS`` is on. Any other token's ``kid`` must name a
+    published public key (current, next or previous) and its ``alg`` must be
+    that key's one algorithm. ``exp``, ``iss`` and ``aud`` must be present and right;
     ``nbf`` and ``iat`` are checked when present; ``settings.leeway`` absorbs
     clock skew. Then every claim read must have its type and range (see
     :func:`_verified`), which PyJWT does not fully check.
@@ -233,11 +246,20 @@ class _Verifier:
         self._keys: tuple[tuple[bytes, str | None], ...] = tuple(
             (key, None if settings.format is TokenFormat.ZUMO else key_id(key)) for key in settings.keys
         )
+        self._signing_keys = settings.signing_keys
+        #: Only HS256 and no public key: the header need not be read before PyJWT's decode.
+        self._hmac_only = settings.signing_keys.accept_hs256 and not settings.signing_keys.published
 
     def verify(self, token: str) -> VerifiedToken:
         pyjwt = self._jwt
         candidates = self._keys
         try:
+            if not self._hmac_only:
+                header = pyjwt.get_unverified_header(token)
+                if header.get("alg") != ALGORITHM:
+                    return self._verify_public(token, header)
+                if not self._signing_keys.accept_hs256:
+                    raise InvalidToken("rejected: HS256 tokens are no longer accepted")
             if len(candidates) > 1 and self._format is TokenFormat.APPSERVICE:
                 kid = pyjwt.get_unverified_header(token).get("kid")
                 candidates = tuple(pair for pair in candidates if pair[1] == kid)
@@ -263,6 +285,23 @@ class _Verifier:
             raise InvalidToken("rejected: a time claim PyJWT could not read") from None
         reason = type(last_error).__name__ if last_error else "unknown key id"
         raise InvalidToken(f"rejected: {reason}")
+
+    def _verify_public(self, token: str, header: dict[str, Any]) -> VerifiedToken:
+        """Verify with the published key the header's ``kid`` names, in that key's one algorithm.
+
+        Runs inside :meth:`verify`'s ``try``, which maps PyJWT's errors.
+        """
+        public = self._signing_keys.verifier(header.get("kid"))
+        if public is None:
+            raise InvalidToken("rejected: unknown key id")
+        if header.get("alg") != public.algorithm:
+            raise InvalidToken("wrong or missing alg")
+        arguments = self._arguments | {"algorithms": [str(public.algorithm)]}
+        try:
+            decoded = self._decoder.decode_complete(token, public.key, **arguments)
+        except self._jwt.InvalidSignatureError:
+            raise InvalidToken("rejected: InvalidSignatureError") from None
+        return _verified(self._format, decoded["payload"])
 
 
 def _pyjwt() -> Any:

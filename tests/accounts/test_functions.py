@@ -39,7 +39,16 @@ def registered(email: str = "alice@example.com", password: str = PASSWORD) -> di
 
 def assert_session_body(body: dict[str, Any], email: str) -> str:
     """The success shape both SDK generations read; returns the token."""
-    assert set(body) == {"authenticationToken", "user", "userId", "token", "expiresAt"}
+    # Every member of before, plus the token's lifetime and the session's refresh token (docs/tokens.md).
+    assert set(body) == {
+        "authenticationToken",
+        "user",
+        "userId",
+        "token",
+        "expiresAt",
+        "expiresIn",
+        "refreshToken",
+    }
     assert body["token"] == body["authenticationToken"]
     assert body["user"] == {"userId": body["userId"], "email": email}
     assert body["userId"].startswith("custom:")

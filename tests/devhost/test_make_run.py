@@ -277,11 +277,15 @@ def test_old_settings_file_gets_the_mail_settings_it_lacks(tmp_path: Path) -> No
         "AUTH_MAIL_FROM",
         "AUTH_PUBLIC_BASE_URL",
         "AUTH_ENCRYPTION_KEY",
+        "AUTH_SIGNING_PRIVATE_KEY",
         "AUTH_CLEANUP_SCHEDULE",
     }
-    from_example = set(added) - {"AUTH_ENCRYPTION_KEY"}
+    from_example = set(added) - {"AUTH_ENCRYPTION_KEY", "AUTH_SIGNING_PRIVATE_KEY"}
     assert {name: values[name] for name in from_example} == {name: example[name] for name in from_example}
     assert re.fullmatch(r"[0-9a-f]{64}", values["AUTH_ENCRYPTION_KEY"]), "a key of its own, not the example's"
+    assert values["AUTH_SIGNING_PRIVATE_KEY"].startswith("-----BEGIN PRIVATE KEY-----"), (
+        "an ES256 key of its own"
+    )
     assert values["AUTH_MAIL_SMTP_HOST"] == "127.0.0.1"
     assert values["AUTH_MAIL_SMTP_SECURITY"] == "none"
     assert {name: values[name] for name in OLD_VALUES} == OLD_VALUES, "the developer's values stay"
@@ -315,6 +319,7 @@ def test_a_chosen_transport_gets_no_catcher_settings(tmp_path: Path, transport: 
         "AUTH_MAIL_FROM",
         "AUTH_PUBLIC_BASE_URL",
         "AUTH_ENCRYPTION_KEY",
+        "AUTH_SIGNING_PRIVATE_KEY",
         "AUTH_CLEANUP_SCHEDULE",
     }
     assert values == OLD_VALUES | transport | {name: values[name] for name in added}

@@ -80,9 +80,12 @@ def test_problem_codes_are_the_exception_tree() -> None:
 
 def test_requests_http_has_an_example_of_every_operation() -> None:
     text = (PROJECT_ROOT / "requests.http").read_text()
+    # {{base}} is the API's base URL (…/api), {{root}} the host's (the well-known documents).
     examples = {
-        (method, re.sub(r"\{\{\w+\}\}", "{}", f"/api/{route}"))
-        for method, route in re.findall(r"^(GET|POST|DELETE) \{\{base\}\}/([\w/{}-]+)", text, re.M)
+        (method, re.sub(r"\{\{\w+\}\}", "{}", f"{'/api' if variable == 'base' else ''}/{route}"))
+        for method, variable, route in re.findall(
+            r"^(GET|POST|DELETE) \{\{(base|root)\}\}/([\w/{}.-]+)", text, re.M
+        )
     }
     # A path parameter is a variable in an example ({{sessionId}}) and a name in the spec ({id}).
     assert examples == {(method, re.sub(r"\{\w+\}", "{}", path)) for method, path in spec_operations()}

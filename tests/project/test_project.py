@@ -50,12 +50,21 @@ def test_function_json(name: str) -> None:
     assert output == {"type": "http", "direction": "out", "name": "$return"}
 
 
+#: The only routes at the root of the host: the documents verifiers fetch (RFC 8615 well-known URIs).
+WELL_KNOWN = {"jwks": ".well-known/jwks.json", "openid_configuration": ".well-known/openid-configuration"}
+
+
 def test_every_http_route_stays_under_api() -> None:
-    """With an empty routePrefix, every HTTP function's route still starts with api/ (its URL unchanged)."""
+    """With an empty routePrefix, every HTTP function's route still starts with api/ (its URL unchanged),
+    but for the two well-known documents, which answer at the root."""
     for path in PROJECT_ROOT.glob("*/function.json"):
         for binding in json.loads(path.read_text())["bindings"]:
             if binding["type"] == "httpTrigger":
-                assert binding["route"].startswith("api/"), path.parent.name
+                name = path.parent.name
+                assert binding["route"] == WELL_KNOWN.get(name) or binding["route"].startswith("api/"), name
+    for name, route in WELL_KNOWN.items():
+        (trigger, _) = load(f"{name}/function.json")["bindings"]
+        assert (trigger["route"], trigger["methods"], trigger["authLevel"]) == (route, ["get"], "anonymous")
 
 
 @pytest.mark.parametrize("name", ALL_FUNCTIONS)
@@ -143,6 +152,11 @@ def test_local_settings_are_created_once_with_a_random_key(tmp_path: Path) -> No
     other = tmp_path / "other.json"
     create_local_settings(other)
     assert json.loads(other.read_text())["Values"]["AUTH_SIGNING_KEY"] != key
+    private = first["Values"]["AUTH_SIGNING_PRIVATE_KEY"]
+    assert private.startswith("-----BEGIN PRIVATE KEY-----"), (
+        "an ES256 key, ready for AUTH_TOKEN_ALGORITHM=ES256"
+    )
+    assert json.loads(other.read_text())["Values"]["AUTH_SIGNING_PRIVATE_KEY"] != private
 
 
 def test_cold_start_imports_no_mail_or_crypto_library() -> None:

@@ -10,6 +10,8 @@
     python -m tools.admin export ACCOUNT
     python -m tools.admin delete ACCOUNT [--yes]
     python -m tools.admin reencrypt [--dry-run] [--page-size N] [--from TOKEN]
+    python -m tools.admin keys new [--algorithm ES256|RS256]
+    python -m tools.admin keys status [--json]
 
 ACCOUNT is an email (normalized as at login) or a user id (``custom:...``,
 ``Custom:...`` for imported accounts). Settings are the app's: from the
@@ -22,6 +24,9 @@ JSON for scripts (``export`` always does). Each change is logged on stderr as
 under a key of ``AUTH_PREVIOUS_ENCRYPTION_KEYS`` again under
 ``AUTH_ENCRYPTION_KEY``, a page at a time (progress and a ``--from`` token on
 stderr after each page); ``--dry-run`` only counts.
+``keys new`` prints a new private key (for Key Vault: ``AUTH_SIGNING_PRIVATE_KEY``) and its
+public half (for ``AUTH_NEXT_SIGNING_PUBLIC_KEY``), each also on one line with ``\\n`` for
+portals; ``keys status`` says what signs, what is published and since when (docs/tokens.md).
 
 Exit status: 0 done, or nothing to do; 1 no such account, no such session,
 a delete not confirmed, or rows that no configured key opens (reencrypt);
@@ -46,6 +51,14 @@ from shared.accounts.service import account_service
 from shared.errors import InvalidRequest, NotFound, ServiceError, SettingError
 from shared.events import end_invocation, invocation
 from shared.operations.admin import AccountAdmin, MfaReset, Reencryption, is_email
+from shared.settings import get_settings
+from shared.settings.signing import (
+    SigningAlgorithm,
+    generate_private_key,
+    parse_private_key,
+    public_key_pem,
+)
+from shared.tokens.key_history import key_records
 from tools.devhost.local_settings import PROJECT_ROOT, apply_local_settings
 
 EXIT_NOT_DONE = 1
@@ -215,6 +228,94 @@ def reencrypt(admin: AccountAdmin, args: argparse.Namespace) -> int:
     return EXIT_NOT_DONE if outcome.unreadable else 0
 
 
+def keys_new(args: argparse.Namespace) -> int:
+    """Print a new key pair: the private key for Key Vault, the public half to publish first."""
+    algorithm = SigningAlgorithm(args.algorithm)
+    private = generate_private_key(algorithm)
+    key = parse_private_key(private, algorithm, setting="new key")
+    public = public_key_pem(key.public.key)
+    if args.json:
+        _print_json({"kid": key.kid, "algorithm": str(algorithm), "privateKey": private, "publicKey": public})
+        return 0
+    print(f"# kid {key.kid} ({algorithm})")
+    print("# 1. AUTH_NEXT_SIGNING_PUBLIC_KEY (publish now; it signs nothing yet):")
+    print(public.strip())
+    print("# on one line:", _one_line(public))
+    print("# 2. AUTH_SIGNING_PRIVATE_KEY (Key Vault; set it when promoting the key, not before):")
+    print(private.strip())
+    print("# on one line:", _one_line(private))
+    return 0
+
+
+def keys_status(args: argparse.Namespace) -> int:
+    """What signs, what the key set publishes, and since when (as the app's instances recorded it)."""
+    settings = get_settings()
+    keys = settings.signing.keys
+    history = key_records(settings.storage)
+    signing = keys.current if keys.algorithm.asymmetric else None
+    roles = [("current", keys.current.public if keys.current else None), ("next", keys.next)]
+    roles += [("previous", key) for key in keys.previous]
+    published: list[dict[str, str]] = []
+    for role, key in roles:
+        if key is None or any(entry["kid"] == key.kid for entry in published):
+            continue
+        record = history.get(key.kid)
+        published.append(
+            {
+                "role": role if role != "current" or signing is not None else "configured (not signing)",
+                "kid": key.kid,
+                "algorithm": str(key.algorithm),
+                "publishedSince": _since(record.published_since if record else None),
+                "signingSince": _since(record.signing_since if record else None),
+            }
+        )
+    status: dict[str, Any] = {
+        "algorithm": str(keys.algorithm),
+        "signs": signing.kid if signing else "AUTH_SIGNING_KEY (HMAC, never published)",
+        "acceptsHs256": keys.accept_hs256,
+        "problem": str(keys.problem) if keys.problem else None,
+        "jwksMaxAgeSeconds": settings.signing.jwks_max_age,
+        "published": published,
+        "currentPublicKey": public_key_pem(signing.public.key) if signing else None,
+    }
+    if args.json:
+        _print_json(status)
+        return 0
+    _print_fields(
+        [
+            ("algorithm", str(keys.algorithm)),
+            ("signs with", str(status["signs"])),
+            ("HS256 accepted", _yes_no(keys.accept_hs256)),
+            ("key set max-age", f"{settings.signing.jwks_max_age} s"),
+            ("problem", str(keys.problem) if keys.problem else "-"),
+        ]
+    )
+    if published:
+        print()
+        rows = [
+            [e["role"], e["kid"], e["algorithm"], e["publishedSince"], e["signingSince"]] for e in published
+        ]
+        _print_table(["role", "kid", "alg", "published since", "signing since"], rows)
+    if signing is not None:
+        print("\n# the current public key (for AUTH_PREVIOUS_SIGNING_PUBLIC_KEYS after promoting the next):")
+        print(_one_line(str(status["currentPublicKey"])))
+    return 0
+
+
+def _since(instant: Any) -> str:
+    return instant.isoformat().replace("+00:00", "Z") if instant is not None else "-"
+
+
+def _one_line(pem: str) -> str:
+    return pem.strip().replace("\n", "\\n")
+
+
+KEY_COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "new": (keys_new, "print a new private key for Key Vault and its public half to publish first"),
+    "status": (keys_status, "what signs, what is published, since when"),
+}
+
+
 COMMANDS: dict[str, tuple[Command, str]] = {
     "show": (show, "the account: verified, disabled, lockout, second factor, live sessions"),
     "disable": (disable, "refuse its tokens at once and its password from now on"),
@@ -244,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _common_options(common, defaults=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    keys = commands.add_parser("keys", parents=[common], help="signing keys: new, status")
+    key_commands = keys.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    for name, (_, summary) in KEY_COMMANDS.items():
+        action = key_commands.add_parser(name, parents=[common], help=summary, description=summary)
+        if name == "new":
+            action.add_argument("--algorithm", choices=["ES256", "RS256"], default="ES256")
     for name, (_, summary) in COMMANDS.items():
         command = commands.add_parser(name, parents=[common], help=summary, description=summary)
         command.add_argument("account", metavar="ACCOUNT", help="an email, or a user id (custom:...)")
@@ -284,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     command, _ = (COMMANDS | TABLE_COMMANDS)[args.command]
     with _events_on_stderr():
         try:
+            if args.command == "keys":
+                return KEY_COMMANDS[args.key_command][0](args)
+            command, _ = COMMANDS[args.command]
             return command(AccountAdmin(account_service()), args)
         except NotFound as error:
             return _fail(EXIT_NOT_DONE, error.detail)

@@ -33,7 +33,7 @@ from tools.bench.overhead import login_and_register_overhead
 from tools.bench.report import Report, machine
 from tools.bench.round_trips import round_trips
 from tools.bench.second_factor import second_factor_cost
-from tools.bench.tokens import token_verification
+from tools.bench.tokens import signed_token_verification, token_verification
 from tools.emulators.azurite import PROJECT_ROOT, Azurite
 
 STEPS = (
@@ -45,6 +45,7 @@ STEPS = (
     "mfa",
     "round-trips",
     "tokens",
+    "signed-tokens",
     "profile",
     "cold-start",
     "import",
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     if "tokens" in wanted:
         print("6. token verification", file=sys.stderr)
         token_verification(2_000 if args.quick else 20_000, report)
+    if "signed-tokens" in wanted:
+        print("6b. signed token verification", file=sys.stderr)
+        signed_token_verification(500 if args.quick else 5_000, report)
     if "profile" in wanted:
         print("12. where the CPU of a request goes", file=sys.stderr)
         profile.report_profile(10 if args.quick else 40, report)

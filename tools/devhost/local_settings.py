@@ -35,6 +35,13 @@ HOST_SETTINGS = ("AUTH_CLEANUP_SCHEDULE",)
 TRANSPORTS = ("AUTH_MAIL_SMTP_HOST", "AUTH_MAIL_ACS_ENDPOINT")
 
 
+def new_signing_private_key() -> str:
+    """A new P-256 private key (PKCS#8 PEM) for ``AUTH_SIGNING_PRIVATE_KEY`` under ES256."""
+    from shared.settings.signing import SigningAlgorithm, generate_private_key  # noqa: PLC0415
+
+    return generate_private_key(SigningAlgorithm.ES256)
+
+
 def apply_local_settings(path: Path, environ: MutableMapping[str, str]) -> dict[str, Any]:
     """Copy the ``Values`` of a ``local.settings.json`` into ``environ`` without overriding.
 
@@ -101,6 +108,9 @@ def create_local_settings(target: Path = PROJECT_ROOT / "local.settings.json") -
     if not values.get("AUTH_ENCRYPTION_KEY"):
         # Seals second-factor secrets at rest (AES-256-GCM): 32 random bytes as hex.
         values["AUTH_ENCRYPTION_KEY"] = secrets.token_hex(32)
+    if not values.get("AUTH_SIGNING_PRIVATE_KEY"):
+        # Signs tokens once AUTH_TOKEN_ALGORITHM is ES256 (docs/tokens.md); unused under HS256.
+        values["AUTH_SIGNING_PRIVATE_KEY"] = new_signing_private_key()
     target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     target.chmod(0o600)
     return True
@@ -137,6 +147,9 @@ def add_missing_settings(target: Path = PROJECT_ROOT / "local.settings.json") ->
     if not values.get("AUTH_ENCRYPTION_KEY"):
         # A file from before the second factor: give it its own key, as a new file gets.
         missing["AUTH_ENCRYPTION_KEY"] = secrets.token_hex(32)
+    if not values.get("AUTH_SIGNING_PRIVATE_KEY"):
+        # A file from before ES256: its own private key too (HS256 stays the algorithm until changed).
+        missing["AUTH_SIGNING_PRIVATE_KEY"] = new_signing_private_key()
     if not missing:
         return []
     values.update(missing)
