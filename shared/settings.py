@@ -35,6 +35,7 @@ from shared.mail.config import (
     SmtpSettings,
 )
 from shared.mfa.encryption import EncryptionKeys
+from shared.passkeys.config import PasskeySettings, parse_passkey_settings
 from shared.throttling.lockout import AddressLimits, LockoutPolicy, RateLimit
 from shared.tokens.access_tokens import (
     ZUMO_ISSUER,
@@ -151,6 +152,8 @@ class Settings:
     #: ``AUTH_MAX_SESSIONS``: beyond it, the least recently used session ends.
     max_sessions: int = 50
     cleanup: CleanupSettings = field(default_factory=CleanupSettings)
+    #: ``AUTH_PASSKEY_*`` (:mod:`shared.passkeys.config`); ``None`` while ``AUTH_PASSKEY_RP_ID`` is unset.
+    passkeys: PasskeySettings | None = None
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -174,6 +177,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         session_idle=_session_idle(reader),
         max_sessions=reader.integer("AUTH_MAX_SESSIONS", default=50, minimum=1, maximum=200),
         cleanup=_cleanup_settings(reader),
+        passkeys=parse_passkey_settings(
+            reader.optional, app_name=reader.optional("AUTH_APP_NAME") or MailSettings().app_name
+        ),
     )
 
 

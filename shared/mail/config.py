@@ -46,11 +46,21 @@ class MailKind(StrEnum):
     EMAIL_CHANGED = "email_changed"
     #: Notice: the second factor was turned off.
     MFA_DISABLED = "mfa_disabled"
+    #: Notice: a passkey was added to the account.
+    PASSKEY_ADDED = "passkey_added"
+    #: Notice: a passkey was removed from the account.
+    PASSKEY_REMOVED = "passkey_removed"
 
     @property
     def is_notice(self) -> bool:
         """A notice tells the owner of an account that something happened; it carries no code."""
-        return self in (MailKind.PASSWORD_CHANGED, MailKind.EMAIL_CHANGED, MailKind.MFA_DISABLED)
+        return self in (
+            MailKind.PASSWORD_CHANGED,
+            MailKind.EMAIL_CHANGED,
+            MailKind.MFA_DISABLED,
+            MailKind.PASSKEY_ADDED,
+            MailKind.PASSKEY_REMOVED,
+        )
 
 
 class SmtpSecurity(StrEnum):

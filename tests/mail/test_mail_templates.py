@@ -26,6 +26,8 @@ IF_NOT_YOU = {
     MailKind.PASSWORD_CHANGED: "If it wasn't you, reset your password in the app at once",
     MailKind.EMAIL_CHANGED: f"If this was not you, contact the {APP} support at once",
     MailKind.MFA_DISABLED: "If it wasn't you, someone knows your password",
+    MailKind.PASSKEY_ADDED: "If it wasn't you, someone has access to your account",
+    MailKind.PASSKEY_REMOVED: "If it wasn't you, someone knows your password or has your phone",
 }
 
 
