@@ -144,7 +144,12 @@ class SoftwareAuthenticator:
         }
 
     def _client_data(self, kind: str, challenge: str, *, origin: str | None = None) -> bytes:
-        document = {"type": kind, "challenge": challenge, "origin": origin or self.origin, "crossOrigin": False}
+        document = {
+            "type": kind,
+            "challenge": challenge,
+            "origin": origin or self.origin,
+            "crossOrigin": False,
+        }
         return json.dumps(document, separators=(",", ":")).encode()
 
     def _auth_data(self, rp_id: str, user_verified: bool, sign_count: int, extra: int) -> bytes:

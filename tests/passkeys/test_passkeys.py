@@ -112,7 +112,9 @@ def test_options_are_webauthn_json(passkey_env: AppEnvironment) -> None:
     selection = public_key["authenticatorSelection"]
     assert selection["residentKey"] == "required"
     assert selection["userVerification"] == "required"
-    assert [item["id"] for item in public_key["excludeCredentials"]] == [b64(c) for c in authenticator.credentials]
+    assert [item["id"] for item in public_key["excludeCredentials"]] == [
+        b64(c) for c in authenticator.credentials
+    ]
     assert {param["alg"] for param in public_key["pubKeyCredParams"]} >= {-7, -257}
     # The same handle every time: it is the account's.
     again = body_of(user.registration_options({"password": PASSWORD}))["publicKey"]
@@ -132,20 +134,24 @@ def test_an_android_origin_is_accepted_and_a_wrong_one_refused(
     """The origin derived from the Android app's fingerprint passes; any other origin is refused."""
     user = Client()
     android = SoftwareAuthenticator(ANDROID_ORIGIN, synced=True)
-    assert ANDROID_ORIGIN == "android:apk-key-hash:" + b64(ANDROID_FINGERPRINT)
+    assert "android:apk-key-hash:" + b64(ANDROID_FINGERPRINT) == ANDROID_ORIGIN
     assert user.add(android).status_code == 201
     assert sign_in(android.get(authentication_options())).status_code == 200
 
     phishing = SoftwareAuthenticator("https://auth.example.com.evil.example")
     assert user.add(phishing).status_code == 400
     with caplog.at_level(logging.INFO):
-        refused = sign_in(android.get(authentication_options(), origin="android:apk-key-hash:" + b64(bytes(32))))
+        refused = sign_in(
+            android.get(authentication_options(), origin="android:apk-key-hash:" + b64(bytes(32)))
+        )
     assert refused.status_code == 401
     assert body_of(refused)["code"] == "passkey_refused"
     assert any("reason=wrong_origin" in line for line in refusals(caplog))
 
 
-def test_a_replayed_challenge_is_refused(passkey_env: AppEnvironment, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_replayed_challenge_is_refused(
+    passkey_env: AppEnvironment, caplog: pytest.LogCaptureFixture
+) -> None:
     """An assertion works once: its challenge is used up by the first answer."""
     user = Client()
     authenticator = SoftwareAuthenticator(WEB_ORIGIN)
@@ -154,7 +160,9 @@ def test_a_replayed_challenge_is_refused(passkey_env: AppEnvironment, caplog: py
     assert sign_in(answer).status_code == 200
     with caplog.at_level(logging.INFO):
         assert sign_in(answer).status_code == 401
-    assert any("reason=challenge_used" in line or "reason=unknown_challenge" in line for line in refusals(caplog))
+    assert any(
+        "reason=challenge_used" in line or "reason=unknown_challenge" in line for line in refusals(caplog)
+    )
     # A registration challenge answers no sign-in, and an unknown one nothing.
     options = user.registration_options({"password": PASSWORD})
     stolen = authenticator.get({"publicKey": {**body_of(options)["publicKey"], "rpId": RP_ID}})
@@ -186,7 +194,9 @@ def test_counters_backwards_refused_zero_accepted(
     assert sign_in(bound.get(authentication_options(), sign_count=7)).status_code == 200
 
 
-def test_user_verification_off_is_refused(passkey_env: AppEnvironment, caplog: pytest.LogCaptureFixture) -> None:
+def test_user_verification_off_is_refused(
+    passkey_env: AppEnvironment, caplog: pytest.LogCaptureFixture
+) -> None:
     """Neither a passkey created nor an assertion made without user verification is accepted."""
     user = Client()
     authenticator = SoftwareAuthenticator(WEB_ORIGIN)
@@ -201,7 +211,9 @@ def test_user_verification_off_is_refused(passkey_env: AppEnvironment, caplog: p
     assert any("reason=user_not_verified" in line for line in refusals(caplog))
 
 
-def test_presence_is_proven_before_adding(passkey_env: AppEnvironment, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_presence_is_proven_before_adding(
+    passkey_env: AppEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A fresh sign-in is proof enough; later the password is needed, and a wrong one counts."""
     user = Client()
     assert user.registration_options({}).status_code == 200
