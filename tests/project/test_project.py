@@ -50,12 +50,25 @@ def test_function_json(name: str) -> None:
     assert output == {"type": "http", "direction": "out", "name": "$return"}
 
 
+#: The documents served at the root of the host, beside /api/ (the passkey association files).
+ROOT_DOCUMENTS = {
+    "apple_app_site_association": ".well-known/apple-app-site-association",
+    "assetlinks": ".well-known/assetlinks.json",
+}
+
+
 def test_every_http_route_stays_under_api() -> None:
-    """With an empty routePrefix, every HTTP function's route still starts with api/ (its URL unchanged)."""
+    """With an empty routePrefix, every HTTP function's route still starts with api/ (its URL unchanged),
+    but for the association files, which must be at the root of the host."""
     for path in PROJECT_ROOT.glob("*/function.json"):
         for binding in json.loads(path.read_text())["bindings"]:
-            if binding["type"] == "httpTrigger":
-                assert binding["route"].startswith("api/"), path.parent.name
+            if binding["type"] != "httpTrigger":
+                continue
+            name = path.parent.name
+            if name in ROOT_DOCUMENTS:
+                assert (binding["route"], binding["methods"]) == (ROOT_DOCUMENTS[name], ["get"])
+            else:
+                assert binding["route"].startswith("api/"), name
 
 
 @pytest.mark.parametrize("name", ALL_FUNCTIONS)
