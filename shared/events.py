@@ -54,6 +54,10 @@ mfa_failed                WARNING  a wrong, replayed or concurrent code (``reaso
 recovery_code_used        INFO     a recovery code signed in (``left``)
 recovery_codes_regenerated INFO    a new set of recovery codes replaced the old
 mfa_secret_unreadable     ERROR    a sealed secret did not decrypt (wrong key, or moved between accounts)
+passkey_added             INFO     a passkey was added (``passkey``: its id, ``provider``: its AAGUID)
+passkey_removed           INFO     a passkey was removed (by the user, or ``admin_remove_passkey``)
+passkey_signed_in         INFO     a passkey signed in (``amr``: hwk or swk)
+passkey_refused           WARNING  a passkey answer was refused (``reason``; ``flow=registration``: adding)
 token_rejected            WARNING  the gate refused a token (``reason``)
 request_refused           INFO     another 4xx (``code``)
 storage_unavailable       WARNING  Table Storage could not be reached (503)

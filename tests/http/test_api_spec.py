@@ -82,7 +82,11 @@ def test_requests_http_has_an_example_of_every_operation() -> None:
     text = (PROJECT_ROOT / "requests.http").read_text()
     examples = {
         (method, re.sub(r"\{\{\w+\}\}", "{}", f"/api/{route}"))
-        for method, route in re.findall(r"^(GET|POST|DELETE) \{\{base\}\}/([\w/{}-]+)", text, re.M)
+        for method, route in re.findall(r"^(GET|POST|PATCH|DELETE) \{\{base\}\}/([\w/{}-]+)", text, re.M)
+    } | {
+        # The association files are at the root of the host, not under /api.
+        (method, f"/{path}")
+        for method, path in re.findall(r"^(GET) \{\{root\}\}/(\.well-known/[\w.-]+)", text, re.M)
     }
     # A path parameter is a variable in an example ({{sessionId}}) and a name in the spec ({id}).
     assert examples == {(method, re.sub(r"\{\w+\}", "{}", path)) for method, path in spec_operations()}
