@@ -41,6 +41,7 @@ from shared.errors import ConflictError, NotFound
 from shared.events import log_event
 from shared.mail.config import MailKind
 from shared.mail.outbox import MailRequest
+from shared.passkeys.account_row import passkey_count
 from shared.recovery.codes import CodePurpose
 from shared.sessions.devices import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
 from shared.storage import storage_errors, table_client
@@ -163,6 +164,7 @@ class AccountAdmin:
             },
             "mfa": {"totp": account.mfa_totp, "recoveryCodesLeft": account.recovery_codes_left},
             "liveSessions": len(account.live_sessions),
+            "passkeys": passkey_count(account),
         }
 
     def sessions(self, account: Account) -> list[dict[str, Any]]:

@@ -21,7 +21,14 @@ from shared.passkeys.credentials import StoredPasskey
 from shared.passkeys.registration import check_name
 from shared.passkeys.service import Passkeys
 
-__all__ = ["list_passkeys", "passkey_json", "remove_passkey", "rename_passkey", "take_off"]
+__all__ = [
+    "list_passkeys",
+    "passkey_json",
+    "remove_as_operator",
+    "remove_passkey",
+    "rename_passkey",
+    "take_off",
+]
 
 _MAX_ATTEMPTS = 10
 
@@ -76,6 +83,22 @@ def remove_passkey(
     log_event("passkey_removed", user_id=account.user_id, passkey=passkey_id)
     notice = MailRequest(MailKind.PASSKEY_REMOVED, account.email, user_id=account.user_id)
     accounts.outbox.send_after_change(notice)
+
+
+def remove_as_operator(passkeys: Passkeys, account: Account, passkey_id: str) -> None:
+    """Remove a passkey for its owner who lost the device (``python -m tools.admin remove-passkey``).
+
+    The owner is told by mail, as when they remove one themselves.
+
+    :raises NotFound: the account has no passkey of that id.
+    """
+    found = passkeys.store.find(account, passkey_id)
+    if found is None:
+        raise NotFound(f"no passkey {passkey_id!r} of {account.user_id}")
+    take_off(passkeys, account, found[0])
+    log_event("admin_remove_passkey", user_id=account.user_id, passkey=passkey_id)
+    notice = MailRequest(MailKind.PASSKEY_REMOVED, account.email, user_id=account.user_id)
+    passkeys.accounts.outbox.send_after_change(notice)
 
 
 def take_off(passkeys: Passkeys, account: Account, credential_id: bytes) -> None:
