@@ -20,8 +20,8 @@ import passkeys_registration_options
 import register
 from shared.passkeys.config import android_origin
 from tests.conftest import AppEnvironment
-from tests.passkeys.authenticator import SoftwareAuthenticator
 from tools.devhost.host import InvocationContext
+from tools.software_authenticator import SoftwareAuthenticator
 
 PASSWORD = "correct horse battery"
 RP_ID = "auth.example.com"

@@ -24,7 +24,6 @@ from shared.passkeys import registration
 from shared.passkeys.challenges import PARTITION_PREFIX
 from tests.conftest import AppEnvironment
 from tests.mailtest import Inbox, deliver_queued
-from tests.passkeys.authenticator import SoftwareAuthenticator, b64, unb64
 from tests.passkeys.conftest import (
     ANDROID_FINGERPRINT,
     ANDROID_ORIGIN,
@@ -40,6 +39,7 @@ from tests.passkeys.conftest import (
     passkey_settings,
     sign_in,
 )
+from tools.software_authenticator import SoftwareAuthenticator, b64, unb64
 
 
 def claims(token: str) -> dict[str, object]:

@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import AppEnvironment
 from tests.mailtest import mail_queue
 from tests.operations.test_admin import run, run_json
-from tests.passkeys.authenticator import SoftwareAuthenticator
 from tests.passkeys.conftest import WEB_ORIGIN, Client, authentication_options, passkey_settings, sign_in
+from tools.software_authenticator import SoftwareAuthenticator
 
 
 def test_list_and_remove_a_lost_passkey(mail_env: AppEnvironment, capsys: pytest.CaptureFixture[str]) -> None:

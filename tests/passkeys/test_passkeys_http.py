@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from tests.conftest import LocalHost, app_settings_for, start_local_host
-from tests.passkeys.authenticator import SoftwareAuthenticator
 from tests.passkeys.conftest import IOS_APP_ID, PASSWORD, WEB_ORIGIN, passkey_settings
 from tools.emulators.azurite import PROJECT_ROOT, Azurite
+from tools.software_authenticator import SoftwareAuthenticator
 
 pytestmark = pytest.mark.through_host
 

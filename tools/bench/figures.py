@@ -133,7 +133,7 @@ class Client:
     def __init__(self, port: int) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def post(self, route: str, body: dict[str, str], *, token: str | None = None, expect: int = 200) -> Any:
+    def post(self, route: str, body: dict[str, Any], *, token: str | None = None, expect: int = 200) -> Any:
         headers = {"Content-Type": "application/json"} | ({"X-ZUMO-AUTH": token} if token else {})
         self.connection.request("POST", f"/api/{route}", body=json.dumps(body).encode(), headers=headers)
         response = self.connection.getresponse()
@@ -728,6 +728,38 @@ def second_factor_cost(app: App, samples: int, report: Report) -> None:
     report.row("second factor / password only", f"{both.median / password.median:.2f}")
 
 
+def passkey_cost(azurite: Azurite, samples: int, report: Report) -> None:
+    """Figure 12: a passkey sign-in (options, then the assertion) against a password login."""
+    from tools.software_authenticator import SoftwareAuthenticator  # noqa: PLC0415 - this figure only
+
+    rp_id = "auth.example.com"
+    with running_app(azurite, extra_settings={"AUTH_PASSKEY_RP_ID": rp_id}) as app:
+        token = app.register("passkey@example.com")["token"]
+        authenticator = SoftwareAuthenticator(f"https://{rp_id}")
+        options = app.client.post("passkeys/registration/options", {"password": PASSWORD}, token=token)
+        credential = authenticator.create(options)
+        app.client.post("passkeys/registration", {"credential": credential}, token=token, expect=201)
+
+        def with_passkey() -> None:
+            request = app.client.post("passkeys/authentication/options", {})
+            app.client.post("passkeys/authentication", {"credential": authenticator.get(request)})
+
+        measured = interleaved(
+            {"password": lambda: app.login("passkey@example.com"), "passkey": with_passkey}, samples
+        )
+    password, passkey = measured["password"], measured["passkey"]
+    report.table(
+        "12. Sign-in with a passkey",
+        "POST /api/passkeys/authentication/options then POST /api/passkeys/authentication with an "
+        "assertion from a software authenticator (P-256), against POST /api/login of the same account "
+        "(interleaved). The passkey sign-in verifies an ECDSA signature instead of an Argon2id hash, "
+        "and writes its challenge row, deletes it, and writes the credential's counter.",
+    )
+    report.row("login, password", password.spread())
+    report.row("sign-in, passkey (options + assertion)", passkey.spread())
+    report.row("passkey / password", f"{passkey.median / password.median:.2f}")
+
+
 def forgot_cost(azurite: Azurite, samples: int, report: Report) -> None:
     """Figure 9: forgot for an existing and an unknown email, and against a bare queue put."""
     from aiosmtpd.controller import Controller  # noqa: PLC0415 - a development dependency
@@ -800,9 +832,20 @@ def running_app(
 
 
 #: The figures ``--only`` can pick, in the order they run.
-STEPS = ("overhead", "concurrency", "growth", "reset", "mfa", "round-trips", "tokens", "cold-start", "import")
+STEPS = (
+    "overhead",
+    "concurrency",
+    "growth",
+    "reset",
+    "mfa",
+    "passkeys",
+    "round-trips",
+    "tokens",
+    "cold-start",
+    "import",
+)
 #: The steps that need the shared Azurite and local host.
-APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mfa"})
+APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mfa", "passkeys"})
 
 
 def app_figures(wanted: set[str], quick: bool, report: Report) -> None:
@@ -841,6 +884,9 @@ def app_figures(wanted: set[str], quick: bool, report: Report) -> None:
         if "mfa" in wanted:
             print("10. login with a second factor", file=sys.stderr)
             second_factor_cost(app, samples, report)
+        if "passkeys" in wanted:
+            print("12. sign-in with a passkey", file=sys.stderr)
+            passkey_cost(azurite, samples, report)
 
 
 def main(argv: list[str] | None = None) -> int:

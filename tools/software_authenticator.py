@@ -1,4 +1,4 @@
-"""A software authenticator: real WebAuthn answers from real keys, for the tests.
+"""A software authenticator: real WebAuthn answers from real keys, for the tests and the bench.
 
 It does what a platform authenticator does for ``navigator.credentials.create()``
 and ``.get()`` and returns what ``PublicKeyCredential.toJSON()`` gives: a P-256
@@ -77,7 +77,8 @@ class SoftwareAuthenticator:
         public_key = options["publicKey"]
         rp_id = public_key["rp"]["id"]
         excluded = {unb64(item["id"]) for item in public_key.get("excludeCredentials", [])}
-        assert not excluded & set(self.credentials), "InvalidStateError: this authenticator is excluded"
+        if excluded & set(self.credentials):
+            raise ValueError("InvalidStateError: the options exclude a credential this authenticator holds")
         credential = Credential(
             id=credential_id or secrets.token_bytes(self.credential_id_bytes),
             key=ec.generate_private_key(ec.SECP256R1()),
