@@ -8,6 +8,7 @@ a point read instead of a table scan by email, and ``exp`` in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -32,6 +33,7 @@ from shared.errors import (
     MfaRequired,
     NotFound,
     ServiceError,
+    StorageUnavailable,
     TooManyAttempts,
 )
 from shared.events import log_event
@@ -453,6 +455,10 @@ class AccountService:
                 raise InvalidRequest("The field 'code' is required: the account has a second factor.")
             check_code(self, account, code)
         self.store.delete(account, credentials)
+        from shared.passkeys.credentials import PasskeyStore  # noqa: PLC0415 - passkeys build on this module
+
+        with contextlib.suppress(StorageUnavailable):  # the account is gone: its passkeys sign in no more
+            PasskeyStore(self.settings.storage).delete_all(account)  # their rows are outside its partition
         log_event("account_deleted", user_id=account.user_id)
 
     def check_password(self, account: Account, password: str) -> Credentials:

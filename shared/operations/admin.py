@@ -42,6 +42,7 @@ from shared.events import log_event
 from shared.mail.config import MailKind
 from shared.mail.outbox import MailRequest
 from shared.passkeys.account_row import passkey_count
+from shared.passkeys.credentials import PasskeyStore
 from shared.recovery.codes import CodePurpose
 from shared.sessions.devices import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
 from shared.storage import storage_errors, table_client
@@ -326,6 +327,7 @@ class AccountAdmin:
         for _ in range(MAX_ATTEMPTS):
             rows = self.rows(account)
             if not rows:
+                deleted += PasskeyStore(self.service.settings.storage).delete_all(account)
                 log_event("admin_delete", user_id=account.user_id, rows=deleted)
                 return deleted
             table = self._table()

@@ -167,6 +167,16 @@ class PasskeyStore:
         with storage_errors("delete passkey"):
             self._table().delete_entity(keys["PartitionKey"], keys["RowKey"])
 
+    def delete_all(self, account: Account) -> int:
+        """Delete the rows of every passkey of ``account`` (after the account itself was deleted).
+
+        :returns: how many it listed.
+        """
+        listed = credential_ids(account)
+        for credential_id in listed:
+            self.delete(credential_id)
+        return len(listed)
+
     # The account row's properties (see shared.passkeys.account_row).
 
     def set_user_handle(self, account: Account, handle: bytes) -> None:

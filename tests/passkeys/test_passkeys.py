@@ -387,3 +387,14 @@ def test_a_second_factor_must_be_shown_to_add_one(passkey_env: AppEnvironment) -
     signed_in = sign_in(authenticator.get(authentication_options()))
     assert signed_in.status_code == 200
     assert "mfa" in claims(body_of(signed_in)["token"])["amr"]  # type: ignore[operator]
+
+
+def test_deleting_the_account_deletes_its_passkeys(passkey_env: AppEnvironment) -> None:
+    """DELETE /api/me leaves no credential row behind (they live outside the account's partition)."""
+    user = Client()
+    authenticator = SoftwareAuthenticator(WEB_ORIGIN)
+    assert user.add(authenticator).status_code == 201
+    assert user.add(SoftwareAuthenticator(WEB_ORIGIN, synced=False)).status_code == 201
+    assert call(me, "DELETE", {"password": PASSWORD}, token=user.token).status_code == 204
+    assert not [e for e in passkey_env.entities() if str(e["PartitionKey"]).startswith("passkey-")]
+    assert sign_in(authenticator.get(authentication_options())).status_code == 401
