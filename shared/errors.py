@@ -18,12 +18,16 @@ __all__ = [
     "InvalidCode",
     "InvalidCredentials",
     "InvalidGrant",
+    "InvalidPasskey",
     "InvalidRequest",
     "InvalidToken",
     "MailNotConfigured",
     "MfaAlreadyEnabled",
     "MfaRequired",
     "NotFound",
+    "PasskeyExists",
+    "PasskeyLimitReached",
+    "PasskeyRefused",
     "PayloadTooLarge",
     "ServerMisconfigured",
     "ServiceError",
@@ -85,6 +89,18 @@ class InvalidCode(InvalidRequest):
         self.reason = reason
 
 
+class InvalidPasskey(InvalidRequest):
+    """A new passkey's answer does not verify (or answers no live challenge); one answer for all."""
+
+    code = "invalid_passkey"
+    title = "The passkey could not be added"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The passkey's answer was not accepted. Start adding it again.")
+        #: For logs only.
+        self.reason = reason
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is larger than the service accepts."""
 
@@ -99,6 +115,17 @@ class InvalidCredentials(ServiceError):
     status = 401
     code = "invalid_credentials"
     title = "The email or password is incorrect"
+
+
+class PasskeyRefused(ServiceError):
+    """A passkey sign-in did not verify: unknown passkey, wrong answer, used or expired challenge, ...
+
+    One answer whatever the reason, which is logged (``passkey_refused``).
+    """
+
+    status = 401
+    code = "passkey_refused"
+    title = "The passkey was not accepted"
 
 
 class InvalidToken(ServiceError):
@@ -217,6 +244,20 @@ class EmailTaken(ConflictError):
 
     code = "email_taken"
     title = "An account with this email already exists"
+
+
+class PasskeyExists(ConflictError):
+    """The credential is registered already (to this account or another)."""
+
+    code = "passkey_exists"
+    title = "This passkey is registered already"
+
+
+class PasskeyLimitReached(ConflictError):
+    """The account has ``AUTH_MAX_PASSKEYS`` passkeys; remove one first."""
+
+    code = "passkey_limit_reached"
+    title = "The account has as many passkeys as it may have"
 
 
 class StorageUnavailable(ServiceError):

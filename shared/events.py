@@ -57,6 +57,10 @@ recovery_code_used        INFO     a recovery code signed in (``left``)
 recovery_codes_regenerated INFO    a new set of recovery codes replaced the old
 mfa_secret_unreadable     ERROR    a sealed secret did not decrypt (wrong key, or moved between accounts)
 mfa_resealed              INFO     a used second factor was sealed again under the current key (``fields``)
+passkey_added             INFO     a passkey was added (``passkey``: its id, ``provider``: its AAGUID)
+passkey_removed           INFO     a passkey was removed (by the user, or ``admin_remove_passkey``)
+passkey_signed_in         INFO     a passkey signed in (``amr``: hwk or swk)
+passkey_refused           WARNING  a passkey answer was refused (``reason``; ``flow=registration``: adding)
 token_rejected            WARNING  the gate refused a token (``reason``)
 refresh_token_rotated     INFO     /api/token/refresh spent a refresh token and issued its successor
 refresh_token_retried     INFO     the token spent last came again within the grace: the same successor

@@ -8,6 +8,7 @@ a point read instead of a table scan by email, and ``exp`` in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -25,6 +26,7 @@ from shared.errors import (
     EmailTaken,
     InvalidCredentials,
     ServiceError,
+    StorageUnavailable,
     TooManyAttempts,
 )
 from shared.events import log_event
@@ -223,6 +225,10 @@ class AccountService(Authentication):
         :raises ConflictError: the account changed concurrently; nothing deleted.
         """
         self.store.delete(account, credentials)
+        from shared.passkeys.credentials import PasskeyStore  # noqa: PLC0415 - passkeys build on this module
+
+        with contextlib.suppress(StorageUnavailable):  # the account is gone: its passkeys sign in no more
+            PasskeyStore(self.settings.storage).delete_all(account)  # their rows are outside its partition
         log_event("account_deleted", user_id=account.user_id)
 
     def check_password(self, account: Account, password: str) -> Credentials:

@@ -22,21 +22,25 @@ from shared.errors import (
     InvalidCode,
     InvalidCredentials,
     InvalidGrant,
+    InvalidPasskey,
     InvalidRequest,
     InvalidToken,
     NotFound,
+    PasskeyRefused,
     PayloadTooLarge,
     ServiceError,
     SettingError,
     StorageUnavailable,
 )
 from shared.events import end_invocation, invocation, log_event
+from shared.passkeys.account_row import passkey_count
 from shared.sessions.devices import reset_user_agent, serving_user_agent
 
 __all__ = [
     "MAX_BODY_BYTES",
     "PROBLEM_TYPE_PREFIX",
     "accepted",
+    "document_response",
     "forwarded_for",
     "handles_problems",
     "json_response",
@@ -128,6 +132,16 @@ def json_response(body: dict[str, Any], *, status_code: int = 200) -> func.HttpR
     )
 
 
+def document_response(body: dict[str, Any] | list[Any]) -> func.HttpResponse:
+    """Return a public JSON document (the association files): 200, ``application/json``, cacheable."""
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=200,
+        headers={"Cache-Control": "public, max-age=3600"},
+        mimetype="application/json",
+    )
+
+
 def no_content() -> func.HttpResponse:
     """Return 204 No Content."""
     return func.HttpResponse(status_code=204, headers=dict(_NO_STORE))
@@ -142,6 +156,7 @@ def profile_response(account: Account) -> func.HttpResponse:
             "emailVerified": account.email_verified,
             "createdAt": _iso(account.created_at),
             "mfa": {"totp": account.mfa_totp, "recoveryCodesLeft": account.recovery_codes_left},
+            "passkeys": passkey_count(account),
         }
     )
 
@@ -265,8 +280,8 @@ def _log_problem(error: ServiceError) -> None:
         log_event("token_rejected", logging.WARNING, reason=error.reason)
     elif isinstance(error, InvalidGrant):
         log_event("refresh_token_rejected", logging.WARNING, reason=error.reason)
-    elif isinstance(error, InvalidCredentials | InvalidCode):
-        pass  # the service logged login_failed, password_check_failed or code_rejected, with the reason
+    elif isinstance(error, InvalidCredentials | InvalidCode | InvalidPasskey | PasskeyRefused):
+        pass  # the service logged login_failed, password_check_failed, code_rejected or passkey_refused
     elif error.status >= 500:
         log_event("internal_error", logging.ERROR, code=error.code)
     else:

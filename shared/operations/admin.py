@@ -45,6 +45,8 @@ from shared.errors import ConflictError, NotFound
 from shared.events import log_event
 from shared.mfa.store import MfaStore, mfa_store
 from shared.operations.reencryption import Reencryption, reencrypt
+from shared.passkeys.account_row import passkey_count
+from shared.passkeys.credentials import PasskeyStore
 from shared.recovery.codes import CodePurpose
 from shared.sessions.devices import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
 from shared.settings.mail import MailKind
@@ -172,6 +174,7 @@ class AccountAdmin:
             },
             "mfa": {"totp": account.mfa_totp, "recoveryCodesLeft": account.recovery_codes_left},
             "liveSessions": len(account.live_sessions),
+            "passkeys": passkey_count(account),
         }
 
     def sessions(self, account: Account) -> list[dict[str, Any]]:
@@ -333,6 +336,7 @@ class AccountAdmin:
         for _ in range(MAX_ATTEMPTS):
             rows = self.rows(account)
             if not rows:
+                deleted += PasskeyStore(self.service.settings.storage).delete_all(account)
                 log_event("admin_delete", user_id=account.user_id, rows=deleted)
                 return deleted
             table = self._table()

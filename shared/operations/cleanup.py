@@ -17,6 +17,7 @@ kind                     rows                                  dead (deleted) wh
                                                                the record refuses nothing any more
                                                                (:meth:`LoginThrottle.refused_until`)
 ``codes``                ``code:<purpose>:<email>``            ``ExpiresAt <= now``: refused anyway
+``passkey_challenges``   ``challenge:<digest>``, ``pkch-XX``   ``ExpiresAt <= now``: refused anyway
 ``unverified_accounts``  ``user:<user id>``, with the login    under ``AUTH_REQUIRE_VERIFIED_EMAIL``
                          row, second factor, codes and alias   only, when :func:`_abandoned` says so
                          (as :meth:`AccountStore.delete`)
@@ -196,6 +197,7 @@ def run_cleanup(
             deleted_placeholders=deleted["placeholders"],
             cleared_failure_records=deleted["failure_records"],
             deleted_codes=deleted["codes"],
+            deleted_passkey_challenges=deleted["passkey_challenges"],
             deleted_unverified_accounts=deleted["unverified_accounts"],
             changed=changed,
             seconds=report.seconds,
@@ -283,6 +285,13 @@ def _sweeps(run: _Run, verification_required_since: datetime | None) -> list[_Sw
             {"now": now},
             ("PartitionKey", "RowKey", "ExpiresAt"),
             lambda r, page: _delete_dead(r, "codes", page, code_is_dead),
+        ),
+        _Sweep(
+            "passkey_challenges",
+            "PartitionKey ge 'pkch-' and PartitionKey lt 'pkch.' and ExpiresAt le @now",
+            {"now": now},
+            ("PartitionKey", "RowKey", "ExpiresAt"),
+            lambda r, page: _delete_dead(r, "passkey_challenges", page, code_is_dead),
         ),
         # Sessions are properties of the account row (see the module's docstring): no sweep.
     ]

@@ -10,7 +10,8 @@ One module per concern holds its settings types and their parsing
 (:mod:`~shared.settings.tokens`, :mod:`~shared.settings.storage`,
 :mod:`~shared.settings.passwords`, :mod:`~shared.settings.throttling`,
 :mod:`~shared.settings.sessions`, :mod:`~shared.settings.mail`,
-:mod:`~shared.settings.mfa`, :mod:`~shared.settings.cleanup`, :mod:`~shared.settings.signing`), all read
+:mod:`~shared.settings.mfa`, :mod:`~shared.settings.cleanup`, :mod:`~shared.settings.signing`,
+:mod:`~shared.settings.passkeys`), all read
 through one :class:`~shared.settings.reader.Reader`. The package imports
 nothing of ours but :mod:`shared.errors`, so every concern can import its
 settings from here without a cycle.
@@ -30,6 +31,7 @@ from shared.errors import SettingError
 from shared.settings.cleanup import CLEANUP_SCHEDULE_SETTING, CleanupSettings, cleanup_settings
 from shared.settings.mail import MailSettings, mail_settings
 from shared.settings.mfa import MfaSettings, mfa_settings
+from shared.settings.passkeys import PasskeySettings, parse_passkey_settings
 from shared.settings.passwords import Argon2Parameters, PasswordPolicy, argon2_parameters, password_policy
 from shared.settings.reader import KEY_VAULT_REFERENCE_PREFIX, Reader
 from shared.settings.sessions import max_sessions, session_idle, session_max_age
@@ -89,6 +91,8 @@ class Settings:
     cleanup: CleanupSettings = field(default_factory=CleanupSettings)
     #: Signing keys, the key set's caching, the refresh-token grace (:mod:`shared.settings.signing`).
     signing: SigningSettings = field(default_factory=SigningSettings)
+    #: ``AUTH_PASSKEY_*`` (:mod:`shared.settings.passkeys`); ``None`` while ``AUTH_PASSKEY_RP_ID`` is unset.
+    passkeys: PasskeySettings | None = None
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -113,6 +117,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         session_idle=session_idle(reader),
         max_sessions=max_sessions(reader),
         cleanup=cleanup_settings(reader),
+        passkeys=parse_passkey_settings(
+            reader.optional, app_name=reader.optional("AUTH_APP_NAME") or MailSettings().app_name
+        ),
     )
 
 

@@ -64,6 +64,10 @@ class MailKind(StrEnum):
     RECOVERY_CODE_USED = "recovery_code_used"
     #: Notice: a new set of recovery codes replaced the old one.
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+    #: Notice: a passkey was added to the account.
+    PASSKEY_ADDED = "passkey_added"
+    #: Notice: a passkey was removed from the account.
+    PASSKEY_REMOVED = "passkey_removed"
 
     @property
     def is_notice(self) -> bool:
@@ -74,6 +78,8 @@ class MailKind(StrEnum):
             MailKind.MFA_DISABLED,
             MailKind.RECOVERY_CODE_USED,
             MailKind.RECOVERY_CODES_REGENERATED,
+            MailKind.PASSKEY_ADDED,
+            MailKind.PASSKEY_REMOVED,
         )
 
 

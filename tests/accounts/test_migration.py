@@ -162,6 +162,7 @@ class TestLegacyLogin:
             "emailVerified": False,
             "createdAt": "2015-03-04T00:00:00Z",
             "mfa": {"totp": False, "recoveryCodesLeft": 0},
+            "passkeys": 0,
         }
 
     def test_wrong_password_is_the_same_401(self, app_env: AppEnvironment, store: AccountStore) -> None:

@@ -84,7 +84,7 @@ def test_requests_http_has_an_example_of_every_operation() -> None:
     examples = {
         (method, re.sub(r"\{\{\w+\}\}", "{}", f"{'/api' if variable == 'base' else ''}/{route}"))
         for method, variable, route in re.findall(
-            r"^(GET|POST|DELETE) \{\{(base|root)\}\}/([\w/{}.-]+)", text, re.M
+            r"^(GET|POST|PATCH|DELETE) \{\{(base|root)\}\}/([\w/{}.-]+)", text, re.M
         )
     }
     # A path parameter is a variable in an example ({{sessionId}}) and a name in the spec ({id}).

@@ -28,6 +28,8 @@ IF_NOT_YOU = {
     MailKind.MFA_DISABLED: "If it wasn't you, someone knows your password",
     MailKind.RECOVERY_CODE_USED: "If it wasn't you, someone knows your password and has one of your",
     MailKind.RECOVERY_CODES_REGENERATED: "If it wasn't you, someone knows your password",
+    MailKind.PASSKEY_ADDED: "If it wasn't you, someone has access to your account",
+    MailKind.PASSKEY_REMOVED: "If it wasn't you, someone knows your password or has your phone",
 }
 
 

@@ -145,6 +145,7 @@ def test_show_as_a_table_and_as_json(app_env: AppEnvironment, capsys: pytest.Cap
         "lockout": {"failedLogins": 0, "lockedUntil": None},
         "mfa": {"totp": False, "recoveryCodesLeft": 0},
         "liveSessions": 1,
+        "passkeys": 0,
     }
     created = datetime.fromisoformat(document["createdAt"])
     assert document["createdAt"].endswith("Z")

@@ -50,13 +50,19 @@ def test_function_json(name: str) -> None:
     assert output == {"type": "http", "direction": "out", "name": "$return"}
 
 
-#: The only routes at the root of the host: the documents verifiers fetch (RFC 8615 well-known URIs).
-WELL_KNOWN = {"jwks": ".well-known/jwks.json", "openid_configuration": ".well-known/openid-configuration"}
+#: The only routes at the root of the host (RFC 8615 well-known URIs): the documents token verifiers
+#: fetch, and the passkey association files.
+WELL_KNOWN = {
+    "jwks": ".well-known/jwks.json",
+    "openid_configuration": ".well-known/openid-configuration",
+    "apple_app_site_association": ".well-known/apple-app-site-association",
+    "assetlinks": ".well-known/assetlinks.json",
+}
 
 
 def test_every_http_route_stays_under_api() -> None:
     """With an empty routePrefix, every HTTP function's route still starts with api/ (its URL unchanged),
-    but for the two well-known documents, which answer at the root."""
+    but for the well-known documents, which answer at the root."""
     for path in PROJECT_ROOT.glob("*/function.json"):
         for binding in json.loads(path.read_text())["bindings"]:
             if binding["type"] == "httpTrigger":

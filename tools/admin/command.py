@@ -1,4 +1,4 @@
-"""Operate on one account: show, disable or enable, unlock, list or end sessions, reset-mfa, export, delete.
+"""Operate on one account: show, disable or enable, unlock, sessions, passkeys, reset-mfa, export, delete.
 
     python -m tools.admin show ACCOUNT [--json]
     python -m tools.admin disable ACCOUNT [--reason TEXT]
@@ -6,6 +6,8 @@
     python -m tools.admin unlock ACCOUNT
     python -m tools.admin sessions ACCOUNT [--json]
     python -m tools.admin revoke ACCOUNT [--session ID]
+    python -m tools.admin passkeys ACCOUNT [--json]
+    python -m tools.admin remove-passkey ACCOUNT --passkey ID
     python -m tools.admin reset-mfa ACCOUNT
     python -m tools.admin export ACCOUNT
     python -m tools.admin delete ACCOUNT [--yes]
@@ -51,6 +53,9 @@ from shared.accounts.service import account_service
 from shared.errors import InvalidRequest, NotFound, ServiceError, SettingError
 from shared.events import end_invocation, invocation
 from shared.operations.admin import AccountAdmin, MfaReset, Reencryption, is_email
+from shared.passkeys import management as passkey_management
+from shared.passkeys.service import Passkeys
+from shared.passkeys.service import passkeys as passkey_service
 from shared.settings import get_settings
 from shared.settings.signing import (
     SigningAlgorithm,
@@ -89,6 +94,7 @@ def show(admin: AccountAdmin, args: argparse.Namespace) -> int:
             ("second factor", "on" if mfa["totp"] else "off"),
             ("recovery codes left", str(mfa["recoveryCodesLeft"])),
             ("live sessions", str(summary["liveSessions"])),
+            ("passkeys", str(summary["passkeys"])),
         ]
     )
     return 0
@@ -155,6 +161,40 @@ def revoke(admin: AccountAdmin, args: argparse.Namespace) -> int:
     message = f"ended session {args.session} of {who}" if args.session else f"ended every session of {who}"
     _report(args, message, userId=account.user_id, revoked=args.session or "all")
     return 0
+
+
+def passkeys(admin: AccountAdmin, args: argparse.Namespace) -> int:
+    account = admin.find(args.account)
+    found = [
+        passkey_management.passkey_json(p) for p in passkey_management.list_passkeys(_passkeys(), account)
+    ]
+    if args.json:
+        _print_json({"userId": account.user_id, "passkeys": found})
+    elif not found:
+        print(f"{account.user_id} has no passkeys")
+    else:
+        rows = [
+            (p["id"], p["name"], p["createdAt"], p["lastUsedAt"] or "-", p["provider"] or "-") for p in found
+        ]
+        _print_table(("ID", "NAME", "CREATED", "LAST USED", "PROVIDER"), rows)
+    return 0
+
+
+def remove_passkey(admin: AccountAdmin, args: argparse.Namespace) -> int:
+    account = admin.find(args.account)
+    passkey_management.remove_as_operator(_passkeys(), account, args.passkey)
+    who = _who(account.user_id, account.email)
+    _report(
+        args, f"removed passkey {args.passkey} of {who}; the owner is told by mail", userId=account.user_id
+    )
+    return 0
+
+
+def _passkeys() -> Passkeys:
+    try:
+        return passkey_service()
+    except NotFound:
+        raise NotFound("passkeys are off (AUTH_PASSKEY_RP_ID is not set)") from None
 
 
 def reset_mfa(admin: AccountAdmin, args: argparse.Namespace) -> int:
@@ -323,6 +363,11 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "unlock": (unlock, "clear the lockout after failed logins"),
     "sessions": (sessions, "list its live sessions"),
     "revoke": (revoke, "end one session (--session ID) or all"),
+    "passkeys": (passkeys, "list its passkeys"),
+    "remove-passkey": (
+        remove_passkey,
+        "remove one passkey (--passkey ID; a lost phone); the owner is told by mail",
+    ),
     "reset-mfa": (reset_mfa, "remove the second factor (lost phone); the owner is told by mail"),
     "export": (export, "everything stored about it, as JSON, secrets left out (GDPR art. 15, 20)"),
     "delete": (delete, "delete every row of it, as DELETE /api/me does"),
@@ -358,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--reason", help="why (kept on the account, shown by show)")
         elif name == "revoke":
             command.add_argument("--session", metavar="ID", help="the session to end (default: all)")
+        elif name == "remove-passkey":
+            command.add_argument(
+                "--passkey", metavar="ID", required=True, help="the passkey's id (see passkeys)"
+            )
         elif name == "delete":
             command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for name, (_, summary) in TABLE_COMMANDS.items():

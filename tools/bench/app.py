@@ -68,7 +68,7 @@ class Client:
     def __init__(self, port: int) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def post(self, route: str, body: dict[str, str], *, token: str | None = None, expect: int = 200) -> Any:
+    def post(self, route: str, body: dict[str, Any], *, token: str | None = None, expect: int = 200) -> Any:
         headers = {"Content-Type": "application/json"} | ({"X-ZUMO-AUTH": token} if token else {})
         self.connection.request("POST", f"/api/{route}", body=json.dumps(body).encode(), headers=headers)
         response = self.connection.getresponse()

@@ -30,6 +30,7 @@ from tools.bench.growth import growth
 from tools.bench.mail import forgot_cost, mail_timing
 from tools.bench.measuring import timed
 from tools.bench.overhead import login_and_register_overhead
+from tools.bench.passkeys import passkey_cost
 from tools.bench.report import Report, machine
 from tools.bench.round_trips import round_trips
 from tools.bench.second_factor import second_factor_cost
@@ -43,6 +44,7 @@ STEPS = (
     "reset",
     "mail-timing",
     "mfa",
+    "passkeys",
     "round-trips",
     "tokens",
     "signed-tokens",
@@ -51,7 +53,7 @@ STEPS = (
     "import",
 )
 #: The steps that need the shared Azurite and local host.
-APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mail-timing", "mfa"})
+APP_STEPS = frozenset({"overhead", "concurrency", "growth", "reset", "mail-timing", "mfa", "passkeys"})
 
 
 def app_figures(wanted: set[str], quick: bool, report: Report) -> None:
@@ -95,6 +97,9 @@ def app_figures(wanted: set[str], quick: bool, report: Report) -> None:
         if "mfa" in wanted:
             print("10. login with a second factor", file=sys.stderr)
             second_factor_cost(app, samples, report)
+        if "passkeys" in wanted:
+            print("13. sign-in with a passkey", file=sys.stderr)
+            passkey_cost(azurite, samples, report)
 
 
 def main(argv: list[str] | None = None) -> int:
