@@ -5,7 +5,7 @@ import azure.functions as func
 from shared import http
 from shared.accounts.service import account_service
 from shared.http.gate import authenticated_account
-from shared.login.reauthentication import reauthenticate
+from shared.login.reauthentication import delete_own_account
 
 
 @http.handles_problems
@@ -14,7 +14,6 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     if req.method.upper() == "DELETE":
         body = http.read_json_object(req)
         password, code = http.string_field(body, "password"), http.optional_string_field(body, "code")
-        service = account_service()
-        service.delete_account(account, reauthenticate(service, account, password, code=code))
+        delete_own_account(account_service(), account, password, code=code)
         return http.no_content()
     return http.profile_response(account)

@@ -8,7 +8,6 @@ a point read instead of a table scan by email, and ``exp`` in seconds.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -26,7 +25,6 @@ from shared.errors import (
     EmailTaken,
     InvalidCredentials,
     ServiceError,
-    StorageUnavailable,
     TooManyAttempts,
 )
 from shared.events import log_event
@@ -218,17 +216,14 @@ class AccountService(Authentication):
         return self._token(account.user_id, account.email, device, device.created_at, refresh_secret=secret)
 
     def delete_account(self, account: Account, credentials: Credentials) -> None:
-        """Delete the account whose owner just proved it is them (:func:`shared.login.reauthenticate`).
+        """Delete the account's rows, its owner having just proved it is them.
 
-        Its email can register again.
+        Its email can register again. Rows of concerns above this package (the passkeys' credential
+        rows) are deleted by :func:`shared.login.reauthentication.delete_own_account`.
 
         :raises ConflictError: the account changed concurrently; nothing deleted.
         """
         self.store.delete(account, credentials)
-        from shared.passkeys.credentials import PasskeyStore  # noqa: PLC0415 - passkeys build on this module
-
-        with contextlib.suppress(StorageUnavailable):  # the account is gone: its passkeys sign in no more
-            PasskeyStore(self.settings.storage).delete_all(account)  # their rows are outside its partition
         log_event("account_deleted", user_id=account.user_id)
 
     def check_password(self, account: Account, password: str) -> Credentials:

@@ -42,10 +42,19 @@ LAYERS: tuple[tuple[str, int, str], ...] = (
     ("shared.accounts", 4, "the account core: register, password, delete, the account's rows"),
     ("shared.mfa", 5, "the second factor, built on accounts (its row beside the account's)"),
     ("shared.recovery", 5, "reset, verification, email change: changes made with a code, on accounts"),
-    ("shared.login", 6, "the login flow: the password step (accounts) and the second step (mfa)"),
-    ("shared.http", 7, "the HTTP edge: requests, problems, the gate, the pages"),
-    ("shared.mail", 7, "the courier: the queue-triggered sending, which reads accounts and issues codes"),
-    ("shared.operations", 7, "the operator's actions and the scheduled cleanup, over every concern"),
+    (
+        "shared.passkeys",
+        6,
+        "passkeys: a sign-in of their own, which asks for the second factor (mfa) to add one",
+    ),
+    (
+        "shared.login",
+        7,
+        "the login flow: the password step (accounts), the second step (mfa), closing an account",
+    ),
+    ("shared.http", 8, "the HTTP edge: requests, problems, the gate, the pages"),
+    ("shared.mail", 8, "the courier: the queue-triggered sending, which reads accounts and issues codes"),
+    ("shared.operations", 8, "the operator's actions and the scheduled cleanup, over every concern"),
 )
 
 
