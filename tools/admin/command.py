@@ -437,12 +437,11 @@ def _common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     apply_local_settings(args.settings, os.environ)
-    command, _ = (COMMANDS | TABLE_COMMANDS)[args.command]
     with _events_on_stderr():
         try:
             if args.command == "keys":
                 return KEY_COMMANDS[args.key_command][0](args)
-            command, _ = COMMANDS[args.command]
+            command, _ = (COMMANDS | TABLE_COMMANDS)[args.command]
             return command(AccountAdmin(account_service()), args)
         except NotFound as error:
             return _fail(EXIT_NOT_DONE, error.detail)
