@@ -303,7 +303,11 @@ def module_host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture
 def two_hosts(azurite: Azurite, tmp_path: Path) -> Iterator[tuple[LocalHost, LocalHost]]:
     """Two instances of the app over real HTTP on one storage account, as two instances in Azure."""
-    settings = app_settings_for(azurite.connection_string)
+    yield from two_local_hosts(tmp_path, app_settings_for(azurite.connection_string))
+
+
+def two_local_hosts(tmp_path: Path, settings: dict[str, str]) -> Iterator[tuple[LocalHost, LocalHost]]:
+    """Two local-host instances of the app with ``settings``, each in a folder of its own; stopped after."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first, second = start_local_host(tmp_path / "a", settings), start_local_host(tmp_path / "b", settings)

@@ -118,7 +118,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_sessions=max_sessions(reader),
         cleanup=cleanup_settings(reader),
         passkeys=parse_passkey_settings(
-            reader.optional, app_name=reader.optional("AUTH_APP_NAME") or MailSettings().app_name
+            reader, app_name=reader.optional("AUTH_APP_NAME") or MailSettings().app_name
         ),
     )
 

@@ -1,8 +1,8 @@
 """What the passkey settings say: the relying party, the origins it accepts, the apps it serves.
 
 Parsed once with the other settings (:func:`shared.settings.load_settings` calls
-:func:`parse_passkey_settings`); this module imports nothing of ours, so any
-module may read it.
+:func:`parse_passkey_settings`) through the settings' reader; like the rest of
+:mod:`shared.settings` it imports nothing of ours but errors, so any module may read it.
 
 =================================  ==========================================================
 setting                            meaning
@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from shared.errors import SettingError
+from shared.settings.reader import Reader
 
 __all__ = [
     "AndroidApp",
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 #: Reads one setting: its value, or ``None`` when it is unset or empty.
-Read = Callable[[str], "str | None"]
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
@@ -96,18 +95,21 @@ def android_origin(fingerprint: bytes) -> str:
     return _ANDROID_ORIGIN_PREFIX + base64.urlsafe_b64encode(fingerprint).decode("ascii").rstrip("=")
 
 
-def parse_passkey_settings(read: Read, *, app_name: str) -> PasskeySettings | None:
+def parse_passkey_settings(reader: Reader, *, app_name: str) -> PasskeySettings | None:
     """Parse the passkey settings; ``None`` when ``AUTH_PASSKEY_RP_ID`` is unset (passkeys off).
 
     The other settings are checked even then, so a typo shows before passkeys are turned on.
 
     :raises SettingError: a setting is malformed (named).
     """
-    origins = tuple(_web_origin(item) for item in _listed(read, "AUTH_PASSKEY_ORIGINS"))
-    ios = tuple(_ios_app_id(item) for item in _listed(read, "AUTH_PASSKEY_IOS_APP_IDS"))
+    read = reader.optional
+    origins = tuple(_web_origin(item) for item in reader.listed("AUTH_PASSKEY_ORIGINS"))
+    ios = tuple(_ios_app_id(item) for item in reader.listed("AUTH_PASSKEY_IOS_APP_IDS"))
     android = parse_android_apps(read("AUTH_PASSKEY_ANDROID_APPS") or "")
-    seconds = _integer(read, "AUTH_PASSKEY_CHALLENGE_SECONDS", default=300, maximum=_MAX_CHALLENGE_SECONDS)
-    most = _integer(read, "AUTH_MAX_PASSKEYS", default=10, maximum=_MAX_PASSKEYS_LIMIT)
+    seconds = reader.integer(
+        "AUTH_PASSKEY_CHALLENGE_SECONDS", default=300, minimum=1, maximum=_MAX_CHALLENGE_SECONDS
+    )
+    most = reader.integer("AUTH_MAX_PASSKEYS", default=10, minimum=1, maximum=_MAX_PASSKEYS_LIMIT)
     rp_name = read("AUTH_PASSKEY_RP_NAME") or app_name
     raw_rp_id = read("AUTH_PASSKEY_RP_ID")
     if raw_rp_id is None:
@@ -172,21 +174,3 @@ def _ios_app_id(value: str) -> str:
     if not _IOS_APP_ID.fullmatch(value):
         raise SettingError("AUTH_PASSKEY_IOS_APP_IDS", f"has {value!r}, not TEAMID.bundle.id")
     return value
-
-
-def _listed(read: Read, name: str) -> list[str]:
-    value = read(name)
-    return [item.strip() for item in value.split(",") if item.strip()] if value else []
-
-
-def _integer(read: Read, name: str, *, default: int, maximum: int) -> int:
-    value = read(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise SettingError(name, "is not a whole number") from None
-    if not 1 <= number <= maximum:
-        raise SettingError(name, f"must be from 1 to {maximum}")
-    return number

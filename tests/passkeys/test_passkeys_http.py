@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import LocalHost, app_settings_for, start_local_host
+from tests.conftest import LocalHost, app_settings_for, two_local_hosts
 from tests.passkeys.conftest import IOS_APP_ID, PASSWORD, WEB_ORIGIN, passkey_settings
 from tools.emulators.azurite import PROJECT_ROOT, Azurite
 from tools.software_authenticator import SoftwareAuthenticator
@@ -23,13 +23,7 @@ pytestmark = pytest.mark.through_host
 @pytest.fixture
 def two_passkey_hosts(azurite: Azurite, tmp_path: Path) -> Iterator[tuple[LocalHost, LocalHost]]:
     """Two instances of the app with passkeys on, over real HTTP on one storage account."""
-    settings = app_settings_for(azurite.connection_string) | passkey_settings()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first, second = start_local_host(tmp_path / "a", settings), start_local_host(tmp_path / "b", settings)
-    yield first, second
-    first.stop()
-    second.stop()
+    yield from two_local_hosts(tmp_path, app_settings_for(azurite.connection_string) | passkey_settings())
 
 
 def add_passkey(host: LocalHost, email: str) -> SoftwareAuthenticator:
