@@ -23,6 +23,11 @@ never ``none``, never chosen by the token), the key never comes from the
 token, and ``exp``, ``iss`` and ``aud`` are always required and checked. Every
 claim the service reads must also have its type and range, even in a correctly
 signed token: a wrong one is an invalid token, never a server error.
+
+Why one module of some 470 lines: issuing and verifying share the claim rules,
+the key ids and the algorithm pinning, and keeping them in one file is what lets
+a reader check that every path applies every rule (PyJWT's own ``api_jwt`` is
+kept whole for the same reason). The keys' parsing is :mod:`shared.settings.signing`.
 """
 
 from __future__ import annotations

@@ -41,13 +41,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from shared.accounts.service import account_service
 from shared.errors import InvalidRequest, NotFound, ServiceError, SettingError
@@ -56,14 +54,8 @@ from shared.operations.admin import AccountAdmin, MfaReset, Reencryption, is_ema
 from shared.passkeys import management as passkey_management
 from shared.passkeys.service import Passkeys
 from shared.passkeys.service import passkeys as passkey_service
-from shared.settings import get_settings
-from shared.settings.signing import (
-    SigningAlgorithm,
-    generate_private_key,
-    parse_private_key,
-    public_key_pem,
-)
-from shared.tokens.key_history import key_records
+from tools.admin.keys import KEY_COMMANDS
+from tools.admin.output import print_fields, print_json, print_table, report, who, yes_no
 from tools.devhost.local_settings import PROJECT_ROOT, apply_local_settings
 
 EXIT_NOT_DONE = 1
@@ -76,17 +68,17 @@ Command = Callable[[AccountAdmin, argparse.Namespace], int]
 def show(admin: AccountAdmin, args: argparse.Namespace) -> int:
     summary = admin.summary(admin.find(args.account))
     if args.json:
-        _print_json(summary)
+        print_json(summary)
         return 0
     lockout, mfa = summary["lockout"], summary["mfa"]
     disabled = "no"
     if summary["disabled"]:
         disabled = f"yes: {summary['disabledReason']}" if summary["disabledReason"] else "yes"
-    _print_fields(
+    print_fields(
         [
             ("user id", summary["userId"]),
             ("email", summary["email"]),
-            ("email verified", _yes_no(summary["emailVerified"])),
+            ("email verified", yes_no(summary["emailVerified"])),
             ("created", summary["createdAt"]),
             ("disabled", disabled),
             ("failed logins", str(lockout["failedLogins"])),
@@ -104,21 +96,21 @@ def sessions(admin: AccountAdmin, args: argparse.Namespace) -> int:
     account = admin.find(args.account)
     found = admin.sessions(account)
     if args.json:
-        _print_json({"userId": account.user_id, "sessions": found})
+        print_json({"userId": account.user_id, "sessions": found})
     elif not found:
         print(f"{account.user_id} has no live sessions")
     else:
         rows = [(s["id"], s["createdAt"], s["lastSeenAt"], s["userAgent"] or "-") for s in found]
-        _print_table(("ID", "CREATED", "LAST SEEN", "USER AGENT"), rows)
+        print_table(("ID", "CREATED", "LAST SEEN", "USER AGENT"), rows)
     return 0
 
 
 def disable(admin: AccountAdmin, args: argparse.Namespace) -> int:
     account = admin.disable(admin.find(args.account), args.reason)
-    who = _who(account.user_id, account.email)
-    _report(
+    owner = who(account.user_id, account.email)
+    report(
         args,
-        f"disabled {who}: its tokens are refused, its password no longer logs in",
+        f"disabled {owner}: its tokens are refused, its password no longer logs in",
         userId=account.user_id,
         disabled=True,
         reason=args.reason,
@@ -129,25 +121,26 @@ def disable(admin: AccountAdmin, args: argparse.Namespace) -> int:
 def enable(admin: AccountAdmin, args: argparse.Namespace) -> int:
     account = admin.find(args.account)
     changed = admin.enable(account)
-    who = _who(account.user_id, account.email)
-    message = f"enabled {who}; its old sessions stay ended" if changed else f"{who} was not disabled"
-    _report(args, message, userId=account.user_id, disabled=False, changed=changed)
+    owner = who(account.user_id, account.email)
+    message = f"enabled {owner}; its old sessions stay ended" if changed else f"{owner} was not disabled"
+    report(args, message, userId=account.user_id, disabled=False, changed=changed)
     return 0
 
 
 def unlock(admin: AccountAdmin, args: argparse.Namespace) -> int:
     account = admin.find(args.account)
     cleared = admin.unlock(account)
-    who = _who(account.user_id, account.email)
+    owner = who(account.user_id, account.email)
     if cleared is None:
-        _report(
-            args, f"{who} was not locked (no failed logins on record)", userId=account.user_id, changed=False
+        report(
+            args,
+            f"{owner} was not locked (no failed logins on record)",
+            userId=account.user_id,
+            changed=False,
         )
     else:
-        message = f"unlocked {who}: cleared {cleared.consecutive_failures} consecutive failed logins"
-        _report(
-            args, message, userId=account.user_id, changed=True, failedLogins=cleared.consecutive_failures
-        )
+        message = f"unlocked {owner}: cleared {cleared.consecutive_failures} consecutive failed logins"
+        report(args, message, userId=account.user_id, changed=True, failedLogins=cleared.consecutive_failures)
     return 0
 
 
@@ -157,9 +150,11 @@ def revoke(admin: AccountAdmin, args: argparse.Namespace) -> int:
         admin.revoke(account, args.session)
     except NotFound:
         raise NotFound(f"no such session {args.session!r} of {account.user_id}") from None
-    who = _who(account.user_id, account.email)
-    message = f"ended session {args.session} of {who}" if args.session else f"ended every session of {who}"
-    _report(args, message, userId=account.user_id, revoked=args.session or "all")
+    owner = who(account.user_id, account.email)
+    message = (
+        f"ended session {args.session} of {owner}" if args.session else f"ended every session of {owner}"
+    )
+    report(args, message, userId=account.user_id, revoked=args.session or "all")
     return 0
 
 
@@ -169,23 +164,23 @@ def passkeys(admin: AccountAdmin, args: argparse.Namespace) -> int:
         passkey_management.passkey_json(p) for p in passkey_management.list_passkeys(_passkeys(), account)
     ]
     if args.json:
-        _print_json({"userId": account.user_id, "passkeys": found})
+        print_json({"userId": account.user_id, "passkeys": found})
     elif not found:
         print(f"{account.user_id} has no passkeys")
     else:
         rows = [
             (p["id"], p["name"], p["createdAt"], p["lastUsedAt"] or "-", p["provider"] or "-") for p in found
         ]
-        _print_table(("ID", "NAME", "CREATED", "LAST USED", "PROVIDER"), rows)
+        print_table(("ID", "NAME", "CREATED", "LAST USED", "PROVIDER"), rows)
     return 0
 
 
 def remove_passkey(admin: AccountAdmin, args: argparse.Namespace) -> int:
     account = admin.find(args.account)
     passkey_management.remove_as_operator(_passkeys(), account, args.passkey)
-    who = _who(account.user_id, account.email)
-    _report(
-        args, f"removed passkey {args.passkey} of {who}; the owner is told by mail", userId=account.user_id
+    owner = who(account.user_id, account.email)
+    report(
+        args, f"removed passkey {args.passkey} of {owner}; the owner is told by mail", userId=account.user_id
     )
     return 0
 
@@ -200,18 +195,20 @@ def _passkeys() -> Passkeys:
 def reset_mfa(admin: AccountAdmin, args: argparse.Namespace) -> int:
     account = admin.find(args.account)
     outcome = admin.reset_mfa(account)
-    who = _who(account.user_id, account.email)
+    owner = who(account.user_id, account.email)
     messages = {
-        MfaReset.REMOVED: f"removed the second factor of {who}: the password alone logs in (owner notified)",
-        MfaReset.PENDING_REMOVED: f"{who} had no second factor on; removed an unconfirmed enrolment",
-        MfaReset.NONE: f"{who} has no second factor",
+        MfaReset.REMOVED: (
+            f"removed the second factor of {owner}: the password alone logs in (owner notified)"
+        ),
+        MfaReset.PENDING_REMOVED: f"{owner} had no second factor on; removed an unconfirmed enrolment",
+        MfaReset.NONE: f"{owner} has no second factor",
     }
-    _report(args, messages[outcome], userId=account.user_id, secondFactor=outcome.value)
+    report(args, messages[outcome], userId=account.user_id, secondFactor=outcome.value)
     return 0
 
 
 def export(admin: AccountAdmin, args: argparse.Namespace) -> int:
-    _print_json(admin.export(admin.find(args.account)))
+    print_json(admin.export(admin.find(args.account)))
     return 0
 
 
@@ -221,12 +218,14 @@ def delete(admin: AccountAdmin, args: argparse.Namespace) -> int:
     except NotFound:
         if is_email(args.account) or not admin.delete_orphan_alias(args.account.strip()):
             raise
-        _report(args, f"deleted the alias row left of {args.account.strip()}", userId=args.account, rows=1)
+        report(args, f"deleted the alias row left of {args.account.strip()}", userId=args.account, rows=1)
         return 0
-    who = _who(account.user_id, account.email)
+    owner = who(account.user_id, account.email)
     if not args.yes:
         print(
-            f'Delete {who} and every row of it? This cannot be undone. Type "yes": ', end="", file=sys.stderr
+            f'Delete {owner} and every row of it? This cannot be undone. Type "yes": ',
+            end="",
+            file=sys.stderr,
         )
         sys.stderr.flush()
         answer = sys.stdin.readline()
@@ -236,7 +235,7 @@ def delete(admin: AccountAdmin, args: argparse.Namespace) -> int:
             print("error: not confirmed; nothing deleted", file=sys.stderr)
             return EXIT_NOT_DONE
     rows = admin.delete(account)
-    _report(args, f"deleted {who}: {rows} rows", userId=account.user_id, deleted=True, rows=rows)
+    report(args, f"deleted {owner}: {rows} rows", userId=account.user_id, deleted=True, rows=rows)
     return 0
 
 
@@ -257,7 +256,7 @@ def reencrypt(admin: AccountAdmin, args: argparse.Namespace) -> int:
         f"examined {outcome.examined} second-factor rows: {verb} {outcome.resealed} under the current key"
         + (f", {outcome.unreadable} open under no configured key" if outcome.unreadable else "")
     )
-    _report(
+    report(
         args,
         message,
         examined=outcome.examined,
@@ -266,94 +265,6 @@ def reencrypt(admin: AccountAdmin, args: argparse.Namespace) -> int:
         dryRun=args.dry_run,
     )
     return EXIT_NOT_DONE if outcome.unreadable else 0
-
-
-def keys_new(args: argparse.Namespace) -> int:
-    """Print a new key pair: the private key for Key Vault, the public half to publish first."""
-    algorithm = SigningAlgorithm(args.algorithm)
-    private = generate_private_key(algorithm)
-    key = parse_private_key(private, algorithm, setting="new key")
-    public = public_key_pem(key.public.key)
-    if args.json:
-        _print_json({"kid": key.kid, "algorithm": str(algorithm), "privateKey": private, "publicKey": public})
-        return 0
-    print(f"# kid {key.kid} ({algorithm})")
-    print("# 1. AUTH_NEXT_SIGNING_PUBLIC_KEY (publish now; it signs nothing yet):")
-    print(public.strip())
-    print("# on one line:", _one_line(public))
-    print("# 2. AUTH_SIGNING_PRIVATE_KEY (Key Vault; set it when promoting the key, not before):")
-    print(private.strip())
-    print("# on one line:", _one_line(private))
-    return 0
-
-
-def keys_status(args: argparse.Namespace) -> int:
-    """What signs, what the key set publishes, and since when (as the app's instances recorded it)."""
-    settings = get_settings()
-    keys = settings.signing.keys
-    history = key_records(settings.storage)
-    signing = keys.current if keys.algorithm.asymmetric else None
-    roles = [("current", keys.current.public if keys.current else None), ("next", keys.next)]
-    roles += [("previous", key) for key in keys.previous]
-    published: list[dict[str, str]] = []
-    for role, key in roles:
-        if key is None or any(entry["kid"] == key.kid for entry in published):
-            continue
-        record = history.get(key.kid)
-        published.append(
-            {
-                "role": role if role != "current" or signing is not None else "configured (not signing)",
-                "kid": key.kid,
-                "algorithm": str(key.algorithm),
-                "publishedSince": _since(record.published_since if record else None),
-                "signingSince": _since(record.signing_since if record else None),
-            }
-        )
-    status: dict[str, Any] = {
-        "algorithm": str(keys.algorithm),
-        "signs": signing.kid if signing else "AUTH_SIGNING_KEY (HMAC, never published)",
-        "acceptsHs256": keys.accept_hs256,
-        "problem": str(keys.problem) if keys.problem else None,
-        "jwksMaxAgeSeconds": settings.signing.jwks_max_age,
-        "published": published,
-        "currentPublicKey": public_key_pem(signing.public.key) if signing else None,
-    }
-    if args.json:
-        _print_json(status)
-        return 0
-    _print_fields(
-        [
-            ("algorithm", str(keys.algorithm)),
-            ("signs with", str(status["signs"])),
-            ("HS256 accepted", _yes_no(keys.accept_hs256)),
-            ("key set max-age", f"{settings.signing.jwks_max_age} s"),
-            ("problem", str(keys.problem) if keys.problem else "-"),
-        ]
-    )
-    if published:
-        print()
-        rows = [
-            [e["role"], e["kid"], e["algorithm"], e["publishedSince"], e["signingSince"]] for e in published
-        ]
-        _print_table(["role", "kid", "alg", "published since", "signing since"], rows)
-    if signing is not None:
-        print("\n# the current public key (for AUTH_PREVIOUS_SIGNING_PUBLIC_KEYS after promoting the next):")
-        print(_one_line(str(status["currentPublicKey"])))
-    return 0
-
-
-def _since(instant: Any) -> str:
-    return instant.isoformat().replace("+00:00", "Z") if instant is not None else "-"
-
-
-def _one_line(pem: str) -> str:
-    return pem.strip().replace("\n", "\\n")
-
-
-KEY_COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-    "new": (keys_new, "print a new private key for Key Vault and its public half to publish first"),
-    "status": (keys_status, "what signs, what is published, since when"),
-}
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
@@ -475,37 +386,6 @@ def _events_on_stderr() -> Iterator[None]:
 def _fail(status: int, reason: str) -> int:
     print(f"error: {' '.join(reason.split())}", file=sys.stderr)
     return status
-
-
-def _report(args: argparse.Namespace, message: str, **fields: Any) -> None:
-    if args.json:
-        _print_json({name: value for name, value in fields.items() if value is not None})
-    else:
-        print(message)
-
-
-def _who(user_id: str, email: str) -> str:
-    return f"{user_id} ({email})"
-
-
-def _yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def _print_json(document: Any) -> None:
-    print(json.dumps(document, indent=2))
-
-
-def _print_fields(fields: list[tuple[str, str]]) -> None:
-    width = max(len(name) for name, _ in fields)
-    for name, value in fields:
-        print(f"{name:<{width}}  {value}")
-
-
-def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 if __name__ == "__main__":
