@@ -32,7 +32,7 @@ KEY = "ab" * 32
 
 def settings_read_by_the_code() -> set[str]:
     """Every AUTH_* and ACCOUNTS_* name in the code under shared/ (settings.py and the concerns that
-    parse their own, such as shared/tokens/signing_keys.py)."""
+    parse their own, such as shared/settings/signing.py)."""
     names: set[str] = set()
     for path in (PROJECT_ROOT / "shared").rglob("*.py"):
         names |= set(re.findall(r'"((?:AUTH|ACCOUNTS)_[A-Z0-9_]+)"', path.read_text()))
