@@ -47,6 +47,7 @@ from shared.mfa.store import MfaStore, mfa_store
 from shared.operations.reencryption import Reencryption, reencrypt
 from shared.passkeys.account_row import passkey_count
 from shared.passkeys.credentials import PasskeyStore
+from shared.passkeys.management import passkey_json
 from shared.recovery.codes import CodePurpose
 from shared.sessions.devices import SESSION_PROPERTY_PREFIX, DeviceSession, sessions_in
 from shared.settings.mail import MailKind
@@ -211,7 +212,8 @@ class AccountAdmin:
         """Everything stored about the account (GDPR articles 15 and 20), secrets left out.
 
         Each row lists the properties it ``withheld``; sessions are decoded, the
-        recovery codes are only counted, and instants are ISO 8601 (UTC).
+        recovery codes are only counted, the passkeys listed as the API shows them,
+        and instants are ISO 8601 (UTC).
         """
         rows = self.rows(account)
         account_row = None
@@ -227,6 +229,7 @@ class AccountAdmin:
             second_factor = _render(rows.second_factor)
             digests = json.loads(str(rows.second_factor.get("RecoveryCodes") or "[]"))
             second_factor["RecoveryCodesLeft"] = len(digests)
+        passkeys = PasskeyStore(self.service.settings.storage).list(account)
         log_event("admin_export", user_id=account.user_id)
         return {
             "exportedAt": _iso(datetime.now(UTC)),
@@ -237,6 +240,8 @@ class AccountAdmin:
             "secondFactor": second_factor,
             "codes": [_render(code) for code in rows.codes],
             "alias": _render(rows.alias) if rows.alias is not None else None,
+            # Their rows are outside the account's partition; public fields only (the public key is withheld).
+            "passkeys": [passkey_json(passkey) for passkey in passkeys],
         }
 
     # Changing.

@@ -22,6 +22,9 @@ def test_list_and_remove_a_lost_passkey(mail_env: AppEnvironment, capsys: pytest
     listed = run_json(capsys, "passkeys", user.email)["passkeys"]
     assert [p["name"] for p in listed] == ["Lost phone"]
     assert run_json(capsys, "show", user.email)["passkeys"] == 1
+    exported = run_json(capsys, "export", user.email)["passkeys"]
+    assert [(p["id"], p["name"]) for p in exported] == [(listed[0]["id"], "Lost phone")]
+    assert "publicKey" not in exported[0]
     status, out, _ = run(capsys, "passkeys", user.email)
     assert status == 0
     assert "Lost phone" in out
