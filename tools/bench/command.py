@@ -119,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wanted = set(args.only or STEPS)
 
+    findings = keep_findings(args.output)
     report = Report(
         [
-            "# Performance",
-            "",
+            *([] if findings else ["# Performance", ""]),
             f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d} — {machine()}.",
             "",
             "Settings: Argon2id m=19 MiB, t=2, p=1 (the defaults); HS256 tokens; the local host serving "
@@ -160,9 +160,23 @@ def main(argv: list[str] | None = None) -> int:
 
     text = "\n".join(report.lines) + "\n"
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
+    args.output.write_text(findings + text, encoding="utf-8")
     print(text)
     return 0
+
+
+#: In the output file, what stands above this line is written by people (what the figures say) and kept.
+FIGURES_MARKER = "<!-- make bench writes everything below this line; what is above it is kept -->"
+
+
+def keep_findings(output: Path) -> str:
+    """The hand-written part of ``output`` (its title and findings) above :data:`FIGURES_MARKER`, with the
+    marker, or nothing when it has none (then the bench writes the title itself)."""
+    if not output.exists():
+        return ""
+    existing = output.read_text(encoding="utf-8")
+    head, marker, _ = existing.partition(FIGURES_MARKER)
+    return head + marker + "\n\n" if marker else ""
 
 
 if __name__ == "__main__":
