@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.data.tables import TableClient
+from azure.core.exceptions import ServiceResponseError
+from azure.data.tables import TableClient, TableTransactionError
 
 from shared.accounts.store import account_rows, new_user_id, partition_for_email
 from tools.bench.app import App, stored_login_hash
@@ -25,7 +26,23 @@ def seed_accounts(table: TableClient, first: int, last: int, stored_hash: str) -
         rows.extend(account_rows(new_user_id(email), email, stored_hash, created))
     batches = [rows[i : i + 100] for rows in by_partition.values() for i in range(0, len(rows), 100)]
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda batch: table.submit_transaction([("create", row) for row in batch]), batches))
+        list(pool.map(lambda batch: _write(table, batch), batches))
+
+
+def _write(table: TableClient, batch: list[dict[str, Any]], attempts: int = 5) -> None:
+    """One batch, again after a dropped connection (the emulator resets some under a bulk load); a batch
+    that was written before its connection dropped answers that its first entity exists."""
+    for attempt in range(attempts):
+        try:
+            table.submit_transaction([("create", row) for row in batch])
+            return
+        except TableTransactionError as error:
+            if getattr(error, "error_code", None) == "EntityAlreadyExists" and attempt > 0:
+                return
+            raise
+        except ServiceResponseError:
+            if attempt == attempts - 1:
+                raise
 
 
 def growth(app: App, samples: int, sizes: tuple[int, int], report: Report) -> None:
