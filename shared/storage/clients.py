@@ -24,8 +24,8 @@ import contextvars
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceExistsError
 from azure.core.pipeline import PipelineRequest
@@ -152,6 +152,8 @@ def use_environment_proxy(transport: RequestsTransport, url: str) -> None:
 
 
 _lock = threading.Lock()
+_Settings = TypeVar("_Settings", StorageSettings, QueueSettings)
+_Client = TypeVar("_Client", TableClient, "QueueClient")
 _clients: dict[StorageSettings, TableClient] = {}
 _queues: dict[QueueSettings, QueueClient] = {}
 
@@ -162,17 +164,35 @@ def table_client(settings: StorageSettings) -> TableClient:
     :raises StorageUnavailable: the table could not be reached or created; the
         next call tries again.
     """
-    client = _clients.get(settings)
+    return _once(_clients, settings, new_table_client, lambda client: client.create_table(), "create table")
+
+
+def _once(
+    cache: dict[_Settings, _Client],
+    settings: _Settings,
+    build: Callable[[_Settings], _Client],
+    create: Callable[[_Client], object],
+    operation: str,
+) -> _Client:
+    """The cached client for ``settings``, built and its table or queue created on first use."""
+    client = cache.get(settings)
     if client is not None:
         return client
     with _lock:
-        client = _clients.get(settings)
+        client = cache.get(settings)
         if client is None:
-            client = new_table_client(settings)
-            with storage_errors("create table"), contextlib.suppress(ResourceExistsError):
-                client.create_table()
-            _clients[settings] = client
+            client = build(settings)
+            with storage_errors(operation), contextlib.suppress(ResourceExistsError):
+                create(client)
+            cache[settings] = client
     return client
+
+
+def _close_all(cache: dict[_Settings, _Client]) -> None:
+    with _lock:
+        for client in cache.values():
+            client.close()
+        cache.clear()
 
 
 def new_table_client(settings: StorageSettings) -> TableClient:
@@ -216,10 +236,7 @@ def storage_errors(operation: str) -> Iterator[None]:
 
 def reset_clients() -> None:
     """Close and forget every cached client (tests, or after a settings change)."""
-    with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
+    _close_all(_clients)
 
 
 def mail_queue(settings: QueueSettings) -> QueueClient:
@@ -227,25 +244,12 @@ def mail_queue(settings: QueueSettings) -> QueueClient:
 
     :raises StorageUnavailable: the queue could not be reached; the next call tries again.
     """
-    client = _queues.get(settings)
-    if client is not None:
-        return client
-    with _lock:
-        client = _queues.get(settings)
-        if client is None:
-            client = _new_queue_client(settings)
-            with storage_errors("create queue"), contextlib.suppress(ResourceExistsError):
-                client.create_queue()
-            _queues[settings] = client
-    return client
+    return _once(_queues, settings, _new_queue_client, lambda client: client.create_queue(), "create queue")
 
 
 def reset_queues() -> None:
     """Close and forget every cached queue client (tests, or after a settings change)."""
-    with _lock:
-        for client in _queues.values():
-            client.close()
-        _queues.clear()
+    _close_all(_queues)
 
 
 def _new_queue_client(settings: QueueSettings) -> QueueClient:
