@@ -29,16 +29,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceExistsError
 from azure.core.pipeline import PipelineRequest
-from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
-from requests.utils import get_environ_proxies
 
 from shared.errors import StorageUnavailable
 from shared.settings.mail import QueueSettings
 from shared.settings.storage import DEFAULT_STORAGE_TIMEOUT_SECONDS, StorageSettings
 
 if TYPE_CHECKING:
+    from azure.core.pipeline.transport import RequestsTransport
     from azure.storage.queue import QueueClient
 
 __all__ = [
@@ -134,8 +133,11 @@ CLIENT_OPTIONS: dict[str, Any] = client_options(STORAGE_CALL_BUDGET_SECONDS) | {
 def http_transport(timeout_seconds: int) -> RequestsTransport:
     """A ``requests`` transport that reads no environment per call (see the module's docstring).
 
-    Call :func:`use_environment_proxy` with the client's URL once the client exists.
+    Call :func:`use_environment_proxy` with the client's URL once the client exists. Imported here,
+    on the first client: ``requests`` and azure-core's transport stay out of every function's cold start.
     """
+    from azure.core.pipeline.transport import RequestsTransport  # noqa: PLC0415
+
     return RequestsTransport(
         use_env_settings=False,
         connection_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds),
@@ -146,6 +148,8 @@ def http_transport(timeout_seconds: int) -> RequestsTransport:
 
 def use_environment_proxy(transport: RequestsTransport, url: str) -> None:
     """Route ``transport`` through the proxy the environment names for ``url`` (NO_PROXY applied), once."""
+    from requests.utils import get_environ_proxies  # noqa: PLC0415 - with the transport, on first use
+
     transport.open()  # creates its session; no request is sent
     proxies = {k: v for k, v in get_environ_proxies(url).items() if k in ("http", "https", "all")}
     transport.session.proxies.update(proxies)
