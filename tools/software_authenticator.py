@@ -94,18 +94,14 @@ class SoftwareAuthenticator:
         attested = self.aaguid + struct.pack(">H", len(credential.id)) + credential.id + cose_key
         auth_data = self._auth_data(rp_id, user_verified, credential.sign_count, AT) + attested
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
-        return {
-            "id": b64(credential.id),
-            "rawId": b64(credential.id),
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "clientExtensionResults": {},
-            "response": {
+        return _public_key_credential(
+            credential.id,
+            {
                 "clientDataJSON": b64(client_data),
                 "attestationObject": b64(attestation),
                 "transports": ["hybrid", "internal"],
             },
-        }
+        )
 
     def get(
         self,
@@ -130,19 +126,15 @@ class SoftwareAuthenticator:
         signature = credential.key.sign(
             auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
         )
-        return {
-            "id": b64(credential.id),
-            "rawId": b64(credential.id),
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "clientExtensionResults": {},
-            "response": {
+        return _public_key_credential(
+            credential.id,
+            {
                 "clientDataJSON": b64(client_data),
                 "authenticatorData": b64(auth_data),
                 "signature": b64(signature),
                 "userHandle": b64(credential.user_handle),
             },
-        }
+        )
 
     def _client_data(self, kind: str, challenge: str, *, origin: str | None = None) -> bytes:
         document = {
@@ -156,3 +148,15 @@ class SoftwareAuthenticator:
     def _auth_data(self, rp_id: str, user_verified: bool, sign_count: int, extra: int) -> bytes:
         flags = UP | (UV if user_verified else 0) | (BE | BS if self.synced else 0) | extra
         return hashlib.sha256(rp_id.encode()).digest() + bytes([flags]) + struct.pack(">I", sign_count)
+
+
+def _public_key_credential(credential_id: bytes, response: dict[str, Any]) -> dict[str, Any]:
+    """``PublicKeyCredential.toJSON()`` of a platform authenticator's answer around ``response``."""
+    return {
+        "id": b64(credential_id),
+        "rawId": b64(credential_id),
+        "type": "public-key",
+        "authenticatorAttachment": "platform",
+        "clientExtensionResults": {},
+        "response": response,
+    }
