@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import subprocess
 import threading
@@ -16,16 +15,12 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.conftest import app_settings_for, start_local_host
+from tests.http.chromium import CHROMIUM, needs_chromium, run_script
 from tools.emulators.azurite import BIN, PROJECT_ROOT, Azurite
 
 BROWSER_FILES = Path(__file__).parent / "browser"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed and could not be (make test installs Debian's chromium with apt-get)",
-)
-NODE = shutil.which("node") or "/usr/bin/node"
+pytestmark = needs_chromium
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -68,25 +63,15 @@ def test_sdk_registers_logs_in_and_calls_me(azurite: Azurite, tmp_path: Path, pa
         query = urlencode(
             {"backend": host.base_url, "email": "sdk@example.com", "password": "correct horse battery"}
         )
-        completed = subprocess.run(
-            [
-                NODE,
-                str(BROWSER_FILES / "run-journey.mjs"),
-                f"{page_origin}/journey.html?{query}",
-                str(CHROMIUM),
-            ],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
+        outcome = run_script(
+            BROWSER_FILES / "run-journey.mjs",
+            f"{page_origin}/journey.html?{query}",
+            str(CHROMIUM),
             timeout=120,
-            check=False,
         )
     finally:
         logged = host.stop()
-    assert completed.returncode == 0, completed.stderr
-    outcome = json.loads(completed.stdout)
     result = outcome["result"]
-    assert result is not None, outcome["logs"]
     assert "error" not in result, (result, outcome["logs"], logged)
     assert result["registered"]["email"] == "sdk@example.com"
     user_id = result["registered"]["userId"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,36 +11,22 @@ from typing import Any
 import pytest
 
 from tests.conftest import LocalHost, app_settings_for
+from tests.http.chromium import CHROMIUM, needs_chromium, run_script
 from tests.mailtest import Inbox, ReceivedMail, mail_settings
-from tools.emulators.azurite import PROJECT_ROOT, Azurite
+from tools.emulators.azurite import Azurite
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NODE = shutil.which("node") or "/usr/bin/node"
 SCRIPT = Path(__file__).parent / "browser" / "open-link.mjs"
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
 GENERIC = "Something went wrong"
 INVALID_CODE = "This code is not valid any more. Ask for a new one in the app."
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Chromium is not installed and could not be (make test installs Debian's chromium with apt-get)",
-)
+pytestmark = needs_chromium
 
 
 def open_link(url: str, actions: dict[str, Any] | list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Open ``url`` in a fresh headless Chromium, do ``actions`` (see open-link.mjs), return what it saw."""
-    completed = subprocess.run(
-        [NODE, str(SCRIPT), url, str(CHROMIUM), json.dumps(actions or {})],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    outcome: dict[str, Any] = json.loads(completed.stdout)
-    assert outcome["result"] is not None, outcome["logs"]
+    outcome = run_script(SCRIPT, url, str(CHROMIUM), json.dumps(actions or {}), timeout=120)
     assert not [line for line in outcome["logs"] if "Content Security Policy" in line], outcome["logs"]
     assert not [line for line in outcome["logs"] if line.startswith("page error")], outcome["logs"]
     return outcome

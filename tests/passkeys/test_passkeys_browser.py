@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from tests.conftest import LocalHost, app_settings_for
-from tools.emulators.azurite import PROJECT_ROOT, Azurite, free_port
+from tests.http.chromium import CHROMIUM, needs_chromium, run_script
+from tools.emulators.azurite import Azurite, free_port
 
 BROWSER_FILES = Path(__file__).parent / "browser"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NODE = shutil.which("node") or "/usr/bin/node"
 
-pytestmark = [
-    pytest.mark.through_host,
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Chromium is not installed (make test installs Debian's chromium with apt-get)",
-    ),
-]
+pytestmark = [pytest.mark.through_host, needs_chromium]
 
 
 def test_chromium_adds_a_passkey_and_signs_in_with_it(azurite: Azurite, tmp_path: Path) -> None:
@@ -42,26 +33,16 @@ def test_chromium_adds_a_passkey_and_signs_in_with_it(azurite: Azurite, tmp_path
     host.start()
     try:
         query = urlencode({"email": "chromium@example.com", "password": "correct horse battery"})
-        completed = subprocess.run(
-            [
-                NODE,
-                str(BROWSER_FILES / "run-passkey.mjs"),
-                f"{origin}/passkey.html?{query}",
-                str(BROWSER_FILES / "passkey.html"),
-                str(CHROMIUM),
-            ],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
+        outcome = run_script(
+            BROWSER_FILES / "run-passkey.mjs",
+            f"{origin}/passkey.html?{query}",
+            str(BROWSER_FILES / "passkey.html"),
+            str(CHROMIUM),
             timeout=180,
-            check=False,
         )
     finally:
         logged = host.stop()
-    assert completed.returncode == 0, completed.stderr
-    outcome = json.loads(completed.stdout)
     result = outcome["result"]
-    assert result is not None, outcome["logs"]
     assert "error" not in result, (result, outcome["logs"], logged)
     assert result["creationStatus"] == 200
     assert (result["addedStatus"], result["added"]["name"]) == (201, "Chromium")
