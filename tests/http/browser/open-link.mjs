@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS } from "./chromium.mjs";
 
 const [url, executablePath, actionsJson] = process.argv.slice(2);
 const parsed = JSON.parse(actionsJson || "{}");
@@ -19,10 +20,7 @@ const profile = mkdtempSync(join(tmpdir(), "open-link-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath,
   headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
+  args: CHROMIUM_ARGS,
 });
 const logs = [];
 const requests = [];

@@ -5,24 +5,15 @@
 // every other request (the API) goes to the local host.
 // Usage: node run-passkey.mjs PAGE_URL PAGE_FILE CHROMIUM_PATH
 import { readFile } from "node:fs/promises";
-import { chromium } from "playwright-core";
+import { launch, recordInto } from "../../http/browser/chromium.mjs";
 
 const [pageUrl, pageFile, executablePath] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch(executablePath);
 const logs = [];
 let result = null;
 try {
   const page = await browser.newPage();
-  page.on("console", (message) => logs.push(`console.${message.type()}: ${message.text()}`));
-  page.on("pageerror", (error) => logs.push(`page error: ${error.message}`));
-  page.on("requestfailed", (request) => logs.push(`request failed: ${request.url()} ${request.failure()?.errorText}`));
+  recordInto(logs, page);
   const html = await readFile(pageFile, "utf-8");
   const path = new URL(pageUrl).pathname;
   await page.route((url) => url.pathname === path, (route) =>
