@@ -14,7 +14,10 @@ The HTTP transport reads the environment once, when the client is built, not on
 every call (``requests`` otherwise walks ``os.environ`` for proxy settings per
 request): ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` with ``NO_PROXY``, and
 ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, as ``requests`` reads them, for the
-client's own endpoint. A change to them takes effect in the next process.
+client's own endpoint. A change to them takes effect in the next process. The CA
+bundle is handed to ``requests`` only for an ``https`` endpoint: given a path,
+``requests`` asks the file system whether it is a folder on every call, and a
+plain-HTTP endpoint (Azurite) has no certificate to check.
 """
 
 from __future__ import annotations
@@ -142,17 +145,22 @@ def http_transport(timeout_seconds: int) -> RequestsTransport:
         use_env_settings=False,
         connection_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds),
         read_timeout=min(READ_TIMEOUT_SECONDS, timeout_seconds),
-        connection_verify=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True,
     )
 
 
 def use_environment_proxy(transport: RequestsTransport, url: str) -> None:
-    """Route ``transport`` through the proxy the environment names for ``url`` (NO_PROXY applied), once."""
+    """Route ``transport`` through the proxy the environment names for ``url`` (NO_PROXY applied), once.
+
+    For an ``https`` ``url``, the CA bundle the environment names too (see the module's docstring).
+    """
     from requests.utils import get_environ_proxies  # noqa: PLC0415 - with the transport, on first use
 
     transport.open()  # creates its session; no request is sent
     proxies = {k: v for k, v in get_environ_proxies(url).items() if k in ("http", "https", "all")}
     transport.session.proxies.update(proxies)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and url.lower().startswith("https:"):
+        transport.connection_config.verify = bundle
 
 
 _lock = threading.Lock()

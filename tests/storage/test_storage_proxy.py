@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import pytest
@@ -36,3 +37,41 @@ def test_no_proxy_is_honoured_and_read_once(azurite: Azurite, monkeypatch: pytes
         client.create_table()
         client.upsert_entity({"PartitionKey": "p", "RowKey": "r"})
         assert client.get_entity("p", "r")["RowKey"] == "r"
+
+
+def test_a_plain_http_endpoint_asks_the_file_system_nothing_per_call(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a CA bundle named, a call to Azurite (http) looks up no path: the bundle is for https only."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs")
+    client = new_table_client(settings(azurite))
+    looked_up: list[str] = []
+    real_isdir = os.path.isdir
+
+    def isdir(path: str) -> bool:
+        looked_up.append(path)
+        return real_isdir(path)
+
+    with client:
+        client.create_table()
+        monkeypatch.setattr(os.path, "isdir", isdir)
+        for _ in range(3):
+            client.upsert_entity({"PartitionKey": "p", "RowKey": "r"})
+        assert looked_up == []
+
+
+def test_an_https_endpoint_verifies_with_the_named_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE: what an https endpoint's certificate is checked with."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    account = "AccountName=bench;AccountKey=" + "A" * 88 + ";EndpointSuffix=core.windows.net"
+    with new_table_client(
+        StorageSettings("Accounts", connection_string="DefaultEndpointsProtocol=https;" + account)
+    ) as client:
+        transport = client._client._client._pipeline._transport
+        assert transport.connection_config.verify == "/etc/ssl/certs/ca-certificates.crt"
+    with new_table_client(
+        StorageSettings("Accounts", connection_string="DefaultEndpointsProtocol=http;" + account)
+    ) as client:
+        transport = client._client._client._pipeline._transport
+        assert transport.connection_config.verify is True
