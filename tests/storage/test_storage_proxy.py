@@ -7,6 +7,8 @@ import secrets
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableClient
 
 from shared.settings import StorageSettings
 from shared.storage import new_table_client
@@ -15,6 +17,13 @@ from tools.emulators.azurite import Azurite, free_port
 
 def settings(azurite: Azurite) -> StorageSettings:
     return StorageSettings("Proxy" + secrets.token_hex(4), connection_string=azurite.connection_string)
+
+
+def transport_of(client: TableClient) -> RequestsTransport:
+    """The transport ``requests`` is driven by (what is handed to it)."""
+    transport = client._client._client._pipeline._transport
+    assert isinstance(transport, RequestsTransport)
+    return transport
 
 
 def test_a_proxy_named_in_the_environment_is_used(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,10 +77,8 @@ def test_an_https_endpoint_verifies_with_the_named_ca_bundle(monkeypatch: pytest
     with new_table_client(
         StorageSettings("Accounts", connection_string="DefaultEndpointsProtocol=https;" + account)
     ) as client:
-        transport = client._client._client._pipeline._transport
-        assert transport.connection_config.verify == "/etc/ssl/certs/ca-certificates.crt"
+        assert transport_of(client).connection_config.verify == "/etc/ssl/certs/ca-certificates.crt"
     with new_table_client(
         StorageSettings("Accounts", connection_string="DefaultEndpointsProtocol=http;" + account)
     ) as client:
-        transport = client._client._client._pipeline._transport
-        assert transport.connection_config.verify is True
+        assert transport_of(client).connection_config.verify is True
