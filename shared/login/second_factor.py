@@ -81,9 +81,9 @@ def log_in_with_code(
     account = service.store.account(user_id)
     if account is None or account.disabled:
         raise InvalidToken("challenge of a deleted or disabled account")
-    _live_challenge(store_of(service).mfa_record(account), challenge_id, user_id)
+    record = _live_challenge(store_of(service).mfa_record(account), challenge_id, user_id)
     login = service.refuse_if_locked_out(account.email)
-    record = _spend_try(service, account, challenge_id)
+    record = _spend_try(service, record, challenge_id)
     now = datetime.now(UTC)
     changes, amr = accept_code(keys, account, record, code=code, recovery_code=recovery_code, now=now)
     if changes is None:
@@ -124,18 +124,23 @@ def _live_challenge(record: MfaRecord, challenge_id: str, user_id: str) -> MfaRe
     return record
 
 
-def _spend_try(service: AccountService, account: Account, challenge_id: str) -> MfaRecord:
+def _spend_try(service: AccountService, record: MfaRecord, challenge_id: str) -> MfaRecord:
     """Count one try against the challenge before its code is checked; return the row as written.
 
-    The write is guarded by the row's ETag: a writer that loses reads again, so
-    concurrent tries (on any instance) are all counted and none beyond the last.
+    ``record`` is the row as read for this request. The write is guarded by its
+    ETag: a writer that loses reads again, so concurrent tries (on any instance)
+    are all counted and none beyond the last.
 
-    :raises InvalidToken: the challenge is no longer live (see :func:`_live_challenge`).
+    :raises InvalidToken: the challenge is no longer live (see :func:`_live_challenge`), or the row is gone.
     :raises ConflictError: the row kept changing under us.
     """
+    store = store_of(service)
     for _ in range(MAX_TRY_WRITES):
-        record = _live_challenge(store_of(service).mfa_record(account), challenge_id, account.user_id)
-        spent = store_of(service).spend_challenge_try(record)
+        spent = store.spend_challenge_try(record)
         if spent is not None:
             return spent
+        again = store.mfa_record_again(record)
+        if again is None:
+            raise InvalidToken("challenge of a removed second factor")
+        record = _live_challenge(again, challenge_id, record.user_id)
     raise ConflictError()

@@ -25,6 +25,7 @@ from shared.accounts.service import account_service
 from shared.accounts.store import mfa_row_key
 from shared.errors import MfaRequired
 from shared.mfa.encryption import EncryptionKeys, decrypt, key_id
+from shared.storage import storage_requests
 from tests.conftest import AppEnvironment, http_request, problem
 
 PASSWORD = "correct horse battery"
@@ -520,3 +521,14 @@ def test_a_password_change_keeps_the_second_factor_in_amr(app_env: AppEnvironmen
     plain = register_account("plain-change@example.com")
     changed_plain = body_of(call(password, change, plain))["token"]
     assert jwt.decode(changed_plain, options={"verify_signature": False})["amr"] == ["pwd"]
+
+
+def test_the_second_step_reads_each_row_once(app_env: AppEnvironment) -> None:
+    """The account, its second-factor row and its login row read once each; the try counted; one
+    transaction for the code and the login row; the session written: six round trips."""
+    enrolled = enrol("trips@example.com")
+    mfa_token = challenge(enrolled.email)
+    storage_requests.reset()
+    response = second_step(mfa_token, code=enrolled.code(1))
+    assert response.status_code == 200, response.get_body()
+    assert storage_requests.count == 6
