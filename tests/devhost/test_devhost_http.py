@@ -7,6 +7,7 @@ its functions answer with (and record in ``records.jsonl``) what they received.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -291,6 +292,27 @@ class TestRequests:
         chunked = app.request("POST", "/v1/echo/b", data=iter([b"chun", b"ked"]))
         assert chunked.json()["body"] == ""
         assert "chunked request body is not passed" in app.log
+
+    def test_expect_100_continue_is_answered_before_the_body(self, app: HttpApp) -> None:
+        """The interim 100 goes out at once (the response itself is buffered and sent whole)."""
+        with (
+            socket.create_connection(("127.0.0.1", app.port), timeout=10) as connection,
+            connection.makefile("rb") as reader,
+        ):
+            connection.sendall(
+                b"POST /v1/echo/continue HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            assert reader.readline() == b"HTTP/1.1 100 Continue\r\n"  # before any body was sent
+            assert reader.readline() == b"\r\n"
+            connection.sendall(b"hello")
+            assert reader.readline().startswith(b"HTTP/1.1 200 ")
+            length = 0
+            while (line := reader.readline()) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            assert json.loads(reader.read(length))["body"] == "hello"
 
     def test_body_over_the_limit_is_refused_before_the_function_runs(self, app: HttpApp) -> None:
         """Over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: the host's 500 (issue #10519), connection closed."""

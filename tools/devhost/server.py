@@ -88,10 +88,19 @@ class FunctionsRequestHandler(BaseHTTPRequestHandler):
     """Routes each request to a function, as the Functions host would."""
 
     protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle's algorithm on, a keep-alive
-    # client's delayed ACK would hold the second back for ~40 ms.
+    # A response is buffered and goes out in one write when the request is done (the base class
+    # flushes then); an interim "100 Continue" is flushed at once (:meth:`handle_expect_100`).
+    wbufsize = -1
+    # Should a response ever span writes, a keep-alive client's delayed ACK must not hold the
+    # second back for ~40 ms behind Nagle's algorithm.
     disable_nagle_algorithm = True
     server: DevHost
+
+    def handle_expect_100(self) -> bool:
+        """Answer ``Expect: 100-continue`` at once: the client waits for it before sending the body."""
+        going_on = super().handle_expect_100()
+        self.wfile.flush()
+        return going_on
 
     def do_request(self) -> None:
         started = time.perf_counter()
