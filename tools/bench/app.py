@@ -77,8 +77,10 @@ class Client:
             raise RuntimeError(f"{route} answered {response.status}: {payload!r}")
         return json.loads(payload)
 
-    def get(self, route: str, *, token: str) -> Any:
-        self.connection.request("GET", f"/api/{route}", headers={"X-ZUMO-AUTH": token})
+    def get(self, route: str, *, token: str | None = None) -> Any:
+        """GET ``/api/<route>``, or ``route`` itself when it starts with ``/``."""
+        path = route if route.startswith("/") else f"/api/{route}"
+        self.connection.request("GET", path, headers={"X-ZUMO-AUTH": token} if token else {})
         response = self.connection.getresponse()
         payload = response.read()
         if response.status != 200:

@@ -76,12 +76,22 @@ def gate_cost(app: App, duration: float, report: Report) -> None:
     """Figure 5c: the host's CPU per authenticated request (GET /api/me) under a steady load of 2 clients."""
     token = app.login("login@example.com")["token"]
     measured = steady_load(app, 2, duration, lambda connection: connection.get("me", token=token))
+    floor = steady_load(
+        app, 2, duration, lambda connection: connection.get("/.well-known/openid-configuration")
+    )
     report.table(
         "5c. The gate",
         "GET /api/me (token check, one point read of the account row) from 2 clients back to back through "
-        "the local host: the host's CPU per request over the measured window (HTTP server included).",
+        "the local host: the host's CPU per request over the measured window (HTTP server included). "
+        "Below it, the same for GET /.well-known/openid-configuration, a function that reads no storage "
+        "and checks no token: what the local host's HTTP server, routing and the worker package's "
+        "invocation cost per request (on Azure the Functions host, a .NET process, does the HTTP part).",
     )
     report.row("gate, host CPU per request", f"{ms(measured.host_cpu)} ({measured.rate:.0f} requests/s)")
+    report.row(
+        "floor: a function with no storage and no token, host CPU per request",
+        f"{ms(floor.host_cpu)} ({floor.rate:.0f} requests/s)",
+    )
 
 
 @dataclass(frozen=True)
