@@ -15,6 +15,7 @@ from shared.storage.clients import (
     STORAGE_CALL_BUDGET_SECONDS,
     StorageRequestCounter,
     client_options,
+    environment_proxies,
     http_transport,
     mail_queue,
     new_table_client,
@@ -23,7 +24,6 @@ from shared.storage.clients import (
     storage_errors,
     storage_requests,
     table_client,
-    use_environment_proxy,
 )
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "STORAGE_CALL_BUDGET_SECONDS",
     "StorageRequestCounter",
     "client_options",
+    "environment_proxies",
     "http_transport",
     "mail_queue",
     "new_table_client",
@@ -39,5 +40,4 @@ __all__ = [
     "storage_errors",
     "storage_requests",
     "table_client",
-    "use_environment_proxy",
 ]

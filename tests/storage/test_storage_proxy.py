@@ -1,29 +1,26 @@
-"""Storage clients read the proxy settings once, when built, as ``requests`` reads them (NO_PROXY too)."""
+"""Storage clients read the proxy settings once, when built, as ``requests`` reads them (NO_PROXY too).
+
+A client whose endpoint the environment sends through a proxy is built on azure-core's ``requests``
+transport; any other on the project's own (:mod:`shared.storage.transport`), without ``requests``.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
-from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableClient
 
 from shared.settings import StorageSettings
 from shared.storage import new_table_client
-from tools.emulators.azurite import Azurite, free_port
+from tools.emulators.azurite import PROJECT_ROOT, Azurite, free_port
 
 
 def settings(azurite: Azurite) -> StorageSettings:
     return StorageSettings("Proxy" + secrets.token_hex(4), connection_string=azurite.connection_string)
-
-
-def transport_of(client: TableClient) -> RequestsTransport:
-    """The transport ``requests`` is driven by (what is handed to it)."""
-    transport = client._client._client._pipeline._transport
-    assert isinstance(transport, RequestsTransport)
-    return transport
 
 
 def test_a_proxy_named_in_the_environment_is_used(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,16 +66,29 @@ def test_a_plain_http_endpoint_asks_the_file_system_nothing_per_call(
         assert looked_up == []
 
 
-def test_an_https_endpoint_verifies_with_the_named_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE: what an https endpoint's certificate is checked with."""
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    account = "AccountName=bench;AccountKey=" + "A" * 88 + ";EndpointSuffix=core.windows.net"
-    with new_table_client(
-        StorageSettings("Accounts", connection_string="DefaultEndpointsProtocol=https;" + account)
-    ) as client:
-        assert transport_of(client).connection_config.verify == "/etc/ssl/certs/ca-certificates.crt"
-    with new_table_client(
-        StorageSettings("Accounts", connection_string="DefaultEndpointsProtocol=http;" + account)
-    ) as client:
-        assert transport_of(client).connection_config.verify is True
+def test_without_a_proxy_variable_requests_is_never_imported(azurite: Azurite) -> None:
+    """No proxy in the environment: a client's calls go out without importing ``requests`` at all."""
+    script = (
+        "import sys\n"
+        "from shared.settings import StorageSettings\n"
+        "from shared.storage import new_table_client\n"
+        f"settings = StorageSettings('NoProxy', connection_string={azurite.connection_string!r})\n"
+        "client = new_table_client(settings)\n"
+        "client.create_table(); client.upsert_entity({'PartitionKey': 'p', 'RowKey': 'r'})\n"
+        "print('requests' in sys.modules, 'urllib3' in sys.modules)\n"
+    )
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert ran.stdout.split() == ["False", "False"]
