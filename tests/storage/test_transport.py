@@ -9,9 +9,7 @@ that talks to Azurite.
 
 from __future__ import annotations
 
-import datetime
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -26,13 +24,10 @@ from azure.core.exceptions import (
     ServiceResponseTimeoutError,
 )
 from azure.core.rest import HttpRequest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from shared.storage.clients import http_transport
 from shared.storage.transport import PooledHttpTransport
+from tests.tls import make_certificate
 from tools.emulators.azurite import free_port
 
 
@@ -165,41 +160,13 @@ def test_the_call_budget_lowers_the_connect_timeout() -> None:
 # TLS: a server with a certificate for "localhost" alone, signed by itself.
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certificate_file, key_file = folder / "cert.pem", folder / "key.pem"
-    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return certificate_file, key_file
-
-
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    certificate, key = self_signed(tmp_path)
+    certificate = make_certificate(tmp_path, "storage-test", hosts=("localhost",))
     server = EchoServer()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = certificate.server_context().wrap_socket(server.socket, server_side=True)
     with serving(server):
-        yield server.server_address[1], certificate
+        yield server.server_address[1], certificate.cert
 
 
 def test_tls_is_checked_against_the_named_bundle(tls_server: tuple[int, Path]) -> None:
