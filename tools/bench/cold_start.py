@@ -19,7 +19,7 @@ HEAVY_DEPENDENCIES = (
     ("azure.functions", "at start"),
     ("azure.data.tables", "at start"),
     ("azure.core.pipeline.transport", "at start, with the Tables SDK"),
-    ("requests", "on the first storage client"),
+    ("requests", "only when a proxy variable is set"),
     ("argon2", "at start"),
     ("jwt", "on the first token"),
     ("cryptography.hazmat.primitives.ciphers.aead", "on the first second-factor secret"),
