@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +22,9 @@ from shared.accounts.store import email_row_key, partition_for_email
 from tools.bench.measuring import status_kib
 from tools.devhost import host as devhost
 from tools.emulators.azurite import PROJECT_ROOT, Azurite, free_port
+
+#: The folder of the Argon2id meter a measured host imports at start-up (``sitecustomize``).
+METER_FOLDER = Path(__file__).resolve().parent / "meter"
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark accounts' password
 
@@ -102,8 +108,13 @@ class App:
         address_limits: str = "0",
         extra_settings: dict[str, str] | None = None,
         cpus: set[int] | None = None,
+        argon2_meter: bool = False,
     ) -> None:
-        """``cpus``, when given, confines the host process (every thread of it) to those CPUs."""
+        """``cpus``, when given, confines the host process (every thread of it) to those CPUs.
+
+        With ``argon2_meter``, the host times its own Argon2id work (:mod:`tools.bench.meter`), read with
+        :meth:`argon2_cpu`.
+        """
         self.table_name = "Bench" + secrets.token_hex(4)
         self.environment = app_environment(
             azurite.connection_string,
@@ -118,6 +129,13 @@ class App:
             }
             | (extra_settings or {}),
         )
+        self.meter_file: Path | None = None
+        if argon2_meter:
+            self.meter_file = folder / "argon2-meter.txt"
+            self.environment["BENCH_ARGON2_METER"] = str(self.meter_file)
+            self.environment["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(METER_FOLDER), self.environment.get("PYTHONPATH")])
+            )
         settings = folder / "local.settings.json"
         settings.write_text(json.dumps({"Values": {}}))
         self.port = free_port()
@@ -138,6 +156,23 @@ class App:
 
     def login(self, email: str, client: Client | None = None) -> Any:
         return (client or self.client).post("login", {"email": email, "password": PASSWORD})
+
+    def argon2_cpu(self) -> tuple[float, int]:
+        """The host's CPU seconds in Argon2id so far, and how many hashes and verifications took them.
+
+        Asks the host (``SIGUSR1``) and waits for its answer in the meter's file.
+        """
+        if self.meter_file is None:
+            raise RuntimeError("this host was started without the Argon2id meter")
+        self.meter_file.unlink(missing_ok=True)
+        os.kill(self.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while not self.meter_file.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the host did not report its Argon2id time")
+            time.sleep(0.01)
+        seconds, count = self.meter_file.read_text(encoding="utf-8").split()
+        return float(seconds), int(count)
 
     def memory_kib(self, field: str) -> int:
         return status_kib(self.process.pid, field)

@@ -30,6 +30,8 @@ class Throughput:
     host_cpu: float
     #: CPU seconds per request of the co-located Azurite and of this process (the clients).
     neighbour_cpu: float
+    #: CPU seconds per request the host spent in Argon2id (only for a host started with the meter).
+    hash_cpu: float | None = None
 
 
 def steady_load(app: App, clients: int, duration: float, request: Callable[[Client], object]) -> Throughput:
@@ -37,7 +39,7 @@ def steady_load(app: App, clients: int, duration: float, request: Callable[[Clie
 
     Each thread has a connection of its own. The client threads inherit the
     calling thread's CPU affinity. CPU times are read at the start and end of
-    the measured window only.
+    the measured window only; so is the host's Argon2id time, when it has the meter.
     """
     stop = threading.Event()
     counts = [0] * clients
@@ -53,6 +55,8 @@ def steady_load(app: App, clients: int, duration: float, request: Callable[[Clie
     for thread in threads:
         thread.start()
     time.sleep(1.0)
+    metered = app.meter_file is not None
+    hashing = app.argon2_cpu()[0] if metered else 0.0
     start_count, started = sum(counts), time.perf_counter()
     host = cpu_seconds(app.process.pid)
     neighbours = cpu_seconds(app.azurite_pid) + time.process_time()
@@ -60,11 +64,14 @@ def steady_load(app: App, clients: int, duration: float, request: Callable[[Clie
     done, elapsed = sum(counts) - start_count, time.perf_counter() - started
     host = cpu_seconds(app.process.pid) - host
     neighbours = cpu_seconds(app.azurite_pid) + time.process_time() - neighbours
+    hashing = app.argon2_cpu()[0] - hashing if metered else 0.0
     stop.set()
     for thread in threads:
         thread.join()
     requests = max(done, 1)
-    return Throughput(done / elapsed, host / requests, neighbours / requests)
+    return Throughput(
+        done / elapsed, host / requests, neighbours / requests, hashing / requests if metered else None
+    )
 
 
 def logins_per_second(app: App, clients: int, duration: float) -> Throughput:
