@@ -5,7 +5,8 @@ The machinery every figure uses:
 - :mod:`.command`: the command line (``python -m tools.bench``), the steps ``--only`` picks, in order;
 - :mod:`.report`: the report written to docs/performance.md, a table per figure;
 - :mod:`.measuring`: samples, timers, CPU and memory of a process;
-- :mod:`.app`: the local host on its own Azurite, a thin client, and child processes calling the functions.
+- :mod:`.app`: the local host on its own Azurite, a thin client, and child processes calling the functions;
+- ``meter/``: a ``sitecustomize`` a measured host imports at start-up, timing its own Argon2id work (5b).
 
 The figures, a module each (or a few that belong together):
 
