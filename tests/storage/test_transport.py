@@ -24,8 +24,11 @@ from azure.core.exceptions import (
     ServiceResponseTimeoutError,
 )
 from azure.core.rest import HttpRequest
+from azure.identity import DefaultAzureCredential
 
-from shared.storage.clients import http_transport
+from shared.settings import StorageSettings
+from shared.settings.mail import QueueSettings
+from shared.storage.clients import _new_queue_client, http_transport, new_table_client
 from shared.storage.transport import PooledHttpTransport
 from tests.tls import make_certificate
 from tools.emulators.azurite import free_port
@@ -202,3 +205,17 @@ def test_the_clients_check_tls_against_requests_ca_bundle(
     with http_transport(5) as sender:
         response = sender.send(HttpRequest("POST", f"https://localhost:{port}/echo", content=b"hi"))
         assert response.content == b"hi"
+
+
+def test_identity_based_clients_sign_in_and_send_on_the_pooled_transport() -> None:
+    """An endpoint, no connection string: DefaultAzureCredential, the same transport (nothing is sent)."""
+    table = new_table_client(StorageSettings("Accounts", endpoint="https://account.table.core.windows.net"))
+    queue = _new_queue_client(QueueSettings("mail", endpoint="https://account.queue.core.windows.net"))
+    for client, url in (
+        (table, "https://account.table.core.windows.net"),
+        (queue, "https://account.queue.core.windows.net"),
+    ):
+        with client:
+            assert client.url.startswith(url)
+            assert isinstance(client.credential, DefaultAzureCredential)
+            assert isinstance(client._client._client._pipeline._transport, PooledHttpTransport)
