@@ -231,27 +231,45 @@ def new_table_client(settings: StorageSettings) -> TableClient:
     app's managed identity on Azure (``AZURE_CLIENT_ID`` picks a user-assigned
     one), a developer's Azure CLI login locally.
     """
-    options = client_options(settings.timeout_seconds)
-    if settings.endpoint is not None:
+    return _new_client(
+        TableClient,
+        settings.table_name,
+        endpoint=settings.endpoint,
+        connection_string=settings.connection_string,
+        options=client_options(settings.timeout_seconds),
+        timeout_seconds=settings.timeout_seconds,
+    )
+
+
+def _new_client(
+    kind: type[_Client],
+    name: str,
+    *,
+    endpoint: str | None,
+    connection_string: str | None,
+    options: dict[str, Any],
+    timeout_seconds: int,
+) -> _Client:
+    """A table or queue client for ``name``: by managed identity at ``endpoint``, else by connection string.
+
+    On :func:`_on_transport`'s transport; no request is sent.
+    """
+    if endpoint is not None:
         # Imported only here: azure-identity is not needed with a connection string.
         from azure.identity import DefaultAzureCredential  # noqa: PLC0415
 
         credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        endpoint = settings.endpoint
         return _on_transport(
-            lambda transport: TableClient(
-                endpoint, settings.table_name, credential=credential, transport=transport, **options
-            ),
-            settings.timeout_seconds,
+            lambda transport: kind(endpoint, name, credential=credential, transport=transport, **options),
+            timeout_seconds,
         )
-    connection_string = settings.connection_string
     if connection_string is None:
-        raise ValueError("storage settings name neither an endpoint nor a connection string")
+        raise ValueError(f"{name} has neither an endpoint nor a connection string")
     return _on_transport(
-        lambda transport: TableClient.from_connection_string(
-            connection_string, settings.table_name, transport=transport, **options
+        lambda transport: kind.from_connection_string(
+            connection_string, name, transport=transport, **options
         ),
-        settings.timeout_seconds,
+        timeout_seconds,
     )
 
 
@@ -298,25 +316,14 @@ def _new_queue_client(settings: QueueSettings) -> QueueClient:
         "raw_request_hook": storage_requests,
         "retry_policy": BudgetedRetry(settings.timeout_seconds, **RETRY_OPTIONS),
     }
-    if settings.endpoint is not None:
-        from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - only for identity-based access
-
-        credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-        endpoint = settings.endpoint
-        return _on_transport(
-            lambda transport: QueueClient(
-                endpoint, settings.name, credential=credential, transport=transport, **options
-            ),
-            settings.timeout_seconds,
-        )
-    if settings.connection_string is None:
-        raise ValueError("the mail queue has neither an endpoint nor a connection string")
-    connection_string = _with_development_storage(settings.connection_string)
-    return _on_transport(
-        lambda transport: QueueClient.from_connection_string(
-            connection_string, settings.name, transport=transport, **options
-        ),
-        settings.timeout_seconds,
+    connection_string = settings.connection_string
+    return _new_client(
+        QueueClient,
+        settings.name,
+        endpoint=settings.endpoint,
+        connection_string=None if connection_string is None else _with_development_storage(connection_string),
+        options=options,
+        timeout_seconds=settings.timeout_seconds,
     )
 
 
